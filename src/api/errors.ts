@@ -1,0 +1,47 @@
+// One error shape for the whole API: {"error": {"code", "message", "details"}}.
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ZodError } from 'zod';
+import { ConflictError, NotFoundError } from '../control/services.js';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: unknown[] = [],
+  ) {
+    super(message);
+  }
+}
+
+function pathOf(path: readonly PropertyKey[]): string {
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+}
+
+/** Zod issues → 400 naming each field at fault. */
+export function validationError(err: ZodError, prefix: readonly PropertyKey[] = []): HttpError {
+  const details = err.issues.map((i) => {
+    // An unknown field is named itself, not its parent object.
+    const path = i.code === 'unrecognized_keys' ? [...prefix, ...i.path, i.keys[0]!] : [...prefix, ...i.path];
+    return { field: pathOf(path) || '(body)', message: i.message };
+  });
+  const message = details.map((d) => `${d.field}: ${d.message}`).join('; ');
+  return new HttpError(400, 'invalid_argument', message, details);
+}
+
+export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
+  let e: HttpError;
+  if (err instanceof HttpError) e = err;
+  else if (err instanceof ZodError) e = validationError(err);
+  else if (err instanceof ConflictError)
+    e = new HttpError(409, 'conflict', err.message, err.field ? [{ field: err.field, message: err.message }] : []);
+  else if (err instanceof NotFoundError) e = new HttpError(404, 'not_found', err.message);
+  else if ('statusCode' in err && typeof err.statusCode === 'number' && err.statusCode < 500) {
+    const code = err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'unsupported_media_type' : 'invalid_argument';
+    e = new HttpError(err.statusCode, code, err.statusCode === 400 && /JSON/i.test(err.message) ? `body: malformed JSON (${err.message})` : err.message, [{ field: '(body)', message: err.message }]);
+  } else {
+    req.log.error({ err }, 'request failed');
+    e = new HttpError(500, 'internal', 'internal error');
+  }
+  void reply.status(e.status).send({ error: { code: e.code, message: e.message, details: e.details } });
+}

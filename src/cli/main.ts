@@ -1,0 +1,40 @@
+// `sluice <command>`: serve (the control plane), demo, demo-backend.
+import { parseConfig, FLAG_NAMES } from '../config.js';
+import { startSluice } from '../main.js';
+
+const USAGE = `usage: sluice <command> [options]
+
+commands:
+  serve         run the control plane (xDS on --xds-port, REST on --http-port)
+
+serve options (each also from SLUICE_<NAME>, e.g. SLUICE_XDS_PORT):
+${FLAG_NAMES.map((f) => `  --${f}`).join('\n')}
+`;
+
+async function serve(argv: string[]): Promise<void> {
+  const sluice = await startSluice(parseConfig(argv));
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`${signal}: shutting down\n`);
+    await sluice.stop();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+const [command, ...rest] = process.argv.slice(2);
+const commands: Record<string, (argv: string[]) => Promise<void>> = { serve };
+
+const run = command ? commands[command] : undefined;
+if (!run) {
+  process.stderr.write(USAGE);
+  process.exit(command === '--help' || command === 'help' ? 0 : 2);
+} else {
+  run(rest).catch((err: unknown) => {
+    process.stderr.write(`sluice ${command}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

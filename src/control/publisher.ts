@@ -1,0 +1,55 @@
+// Turns desired routing into cache contents for both client flavours. Bursts of changes are
+// coalesced; an urgent change (a rollback) is published at once.
+import type { Logger } from 'pino';
+import type { ResourceCache } from '../xds/cache.js';
+import type { EnvoyListenerOptions } from '../translate/listeners.js';
+import type { Flavour, Routing } from '../translate/routing.js';
+import { translateEnvoy, translateGrpc } from '../translate/translate.js';
+import type { XdsNode } from '../xds/node.js';
+
+/** Which cache group serves a node: Envoy gets socket listeners, everything else API listeners. */
+export function flavourOf(node: XdsNode): Flavour {
+  const declared = node.metadata['sluice.flavour'];
+  if (declared === 'envoy' || declared === 'grpc') return declared;
+  return node.userAgentName.toLowerCase() === 'envoy' ? 'envoy' : 'grpc';
+}
+
+export interface PublisherOptions {
+  cache: ResourceCache;
+  log: Logger;
+  envoyListener: EnvoyListenerOptions;
+  /** The current desired routing of every service. */
+  routings: () => Routing[];
+  debounceMs?: number;
+}
+
+export class Publisher {
+  private timer?: NodeJS.Timeout;
+  private readonly debounceMs: number;
+
+  constructor(private readonly opts: PublisherOptions) {
+    this.debounceMs = opts.debounceMs ?? 20;
+  }
+
+  /** Publishes soon (coalescing bursts), or now when urgent. */
+  schedule(urgent = false): void {
+    if (urgent) return this.publishNow();
+    this.timer ??= setTimeout(() => this.publishNow(), this.debounceMs);
+  }
+
+  publishNow(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const routings = this.opts.routings();
+    const { cache } = this.opts;
+    const grpcChanged = cache.set('grpc', translateGrpc(routings));
+    const envoyChanged = cache.set('envoy', translateEnvoy(routings, this.opts.envoyListener));
+    if (grpcChanged.size || envoyChanged.size)
+      this.opts.log.debug({ services: routings.length, grpc: [...grpcChanged], envoy: [...envoyChanged] }, 'published');
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

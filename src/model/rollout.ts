@@ -1,0 +1,144 @@
+// The rollout spec (body of POST /v1/rollouts) and the live rollout state.
+// Schemas are strict (unknown fields are errors, so typos do not silently do nothing), and
+// "exactly one of" choices are checked with a refinement on a strict object rather than a
+// zod union: that way an error points at the offending field (['steps', 2, 'setWeight'])
+// instead of a vague union failure on the whole step.
+import { z } from 'zod';
+import { durationString } from './duration.js';
+
+/** Exactly one key of T is set; the others are absent. */
+type OneOf<T> = { [K in keyof T]: Pick<T, K> & { [O in Exclude<keyof T, K>]?: undefined } }[keyof T];
+
+/** Adds the "exactly one of `keys`" check to a strict object whose keys are all optional. */
+function exactlyOne(keys: readonly string[], what: string) {
+  return (value: Record<string, unknown>, ctx: z.RefinementCtx) => {
+    const set = keys.filter((k) => value[k] !== undefined);
+    if (set.length !== 1) {
+      ctx.addIssue({ code: 'custom', message: `${what} needs exactly one of ${keys.join(', ')}${set.length ? ` (got ${set.join(', ')})` : ''}` });
+    }
+  };
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** RFC 9110 token: what a header (or cookie) name may be made of. */
+const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+
+const Name = z.string().regex(NAME, 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit');
+const HeaderName = z.string().regex(TOKEN, 'must be a valid header name');
+const CookieName = z.string().regex(TOKEN, 'must be a valid cookie name');
+
+const Regex = z.string().min(1).max(1024).superRefine((source, ctx) => {
+  try {
+    new RegExp(source);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(err as Error).message}` });
+  }
+});
+
+const MATCH_ON = ['header', 'cookie', 'query'] as const;
+const MATCH_BY = ['exact', 'prefix', 'suffix', 'contains', 'regex', 'present'] as const;
+
+export type Matcher = OneOf<{ header: string; cookie: string; query: string }> &
+  OneOf<{ exact: string; prefix: string; suffix: string; contains: string; regex: string; present: true }> & { invert?: boolean };
+
+export const MatcherSchema = z
+  .strictObject({
+    header: HeaderName.optional(),
+    cookie: CookieName.optional(),
+    query: z.string().min(1).max(256).optional(),
+    exact: z.string().optional(),
+    prefix: z.string().min(1).optional(),
+    suffix: z.string().min(1).optional(),
+    contains: z.string().min(1).optional(),
+    regex: Regex.optional(),
+    present: z.literal(true).optional(),
+    invert: z.boolean().optional(),
+  })
+  .superRefine(exactlyOne(MATCH_ON, 'a matcher'))
+  .superRefine(exactlyOne(MATCH_BY, 'a matcher'))
+  // zod infers every key optional; after the checks above the value has the sharper type.
+  .transform((m) => m as Matcher);
+
+export const HeaderRouteSchema = z.strictObject({
+  name: Name,
+  match: z.array(MatcherSchema).min(1).max(10),
+});
+export type HeaderRoute = z.output<typeof HeaderRouteSchema>;
+
+export type Step = OneOf<{ setWeight: number; pause: { duration?: string } }>;
+
+export const StepSchema = z
+  .strictObject({
+    setWeight: z.int().min(0).max(100).optional(),
+    pause: z.strictObject({ duration: durationString('168h').optional() }).optional(),
+  })
+  .superRefine(exactlyOne(['setWeight', 'pause'], 'a step'))
+  .transform((s) => s as Step);
+
+export type Sticky = OneOf<{ header: string; cookie: string }>;
+
+export const StickySchema = z
+  .strictObject({ header: HeaderName.optional(), cookie: CookieName.optional() })
+  .superRefine(exactlyOne(['header', 'cookie'], 'sticky'))
+  .transform((s) => s as Sticky);
+
+export const RolloutSpecSchema = z.strictObject({
+  service: Name,
+  canary: Name,
+  steps: z.array(StepSchema).min(1).max(100),
+  headerRoutes: z
+    .array(HeaderRouteSchema)
+    .max(20)
+    .superRefine((routes, ctx) => {
+      const seen = new Set<string>();
+      routes.forEach((r, i) => {
+        if (seen.has(r.name)) ctx.addIssue({ code: 'custom', message: `duplicate header route name "${r.name}"`, path: [i, 'name'] });
+        seen.add(r.name);
+      });
+    })
+    .optional(),
+  sticky: StickySchema.optional(),
+});
+export type RolloutSpec = z.output<typeof RolloutSpecSchema>;
+
+export type Phase = 'Progressing' | 'Paused' | 'Promoted' | 'RolledBack';
+
+export interface HistoryEntry {
+  at: string; // ISO time
+  event: string;
+  weights: Record<string, number>;
+  by: string;
+  reason: string;
+  step?: number;
+}
+
+/** Live state of one rollout; plain JSON, stored as-is. Only rollout/machine.ts changes it. */
+export interface RolloutState {
+  id: string;
+  spec: RolloutSpec;
+  service: string;
+  stable: string;
+  canary: string;
+  phase: Phase;
+  /** Index of the current step; === spec.steps.length when all are done. */
+  step: number;
+  /** 0..100, the weight currently routed (what translate must push). */
+  canaryWeight: number;
+  /** { [stable]: 100 - canaryWeight, [canary]: canaryWeight }; after promotion { [canary]: 100 }. */
+  weights: Record<string, number>;
+  /** false after rollback or promotion. */
+  headerRoutesActive: boolean;
+  /** A setWeight step waits for the fleet to ACK this weight before the step counts as done. */
+  awaitingAck: { canaryWeight: number; since: string } | null;
+  /** Timed pause in force: absolute deadline (survives restarts: the pause resumes with the time it had left). */
+  pauseUntil: string | null;
+  /** Why we are Paused: 'step' (pause without duration), 'user' (pause action), or null. */
+  pausedBy: 'step' | 'user' | null;
+  /** When a user pauses during a timed pause, the ms that were left; resume restores it. */
+  pauseRemainingMs: number | null;
+  /** When the fleet first ACKed the current weight (null until it has, reset when the weight changes). */
+  lastAckAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+  history: HistoryEntry[];
+}

@@ -1,0 +1,19 @@
+// The key-value surface every store offers: the embedded file store, and etcd for replicas.
+export interface Store {
+  /** Reads one value, or undefined. */
+  get<T>(key: string): Promise<T | undefined>;
+  /** Every key under a prefix (`services/`), sorted by key. */
+  list<T>(prefix: string): Promise<{ key: string; value: T }[]>;
+  /** Durably writes a value: when the promise resolves, a crash cannot lose it. */
+  put(key: string, value: unknown): Promise<void>;
+  delete(key: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Keys are `/`-separated segments of safe characters (they become file names). */
+export const KEY = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*$/;
+
+export function checkKey(key: string): void {
+  if (!KEY.test(key) || key.split('/').some((s) => s === '.' || s === '..'))
+    throw new Error(`invalid store key: ${JSON.stringify(key)}`);
+}

@@ -1,0 +1,55 @@
+// Envoy gets one socket listener whose routes come over RDS; each proxyless gRPC target
+// (`xds:///echo`) gets an API listener named after the service.
+import { packAny } from '../xds/protos.js';
+
+const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
+const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const ROUTER = 'envoy.extensions.filters.http.router.v3.Router';
+
+export interface EnvoyListenerOptions {
+  /** Listener and RouteConfiguration name. */
+  name: string;
+  address: string;
+  port: number;
+}
+
+export const DEFAULT_ENVOY_LISTENER: EnvoyListenerOptions = { name: 'sluice_http', address: '0.0.0.0', port: 10000 };
+
+function routerFilter(name: string): object {
+  return { name, typed_config: packAny(ROUTER, {}) };
+}
+
+export function apiListener(service: string): object {
+  return {
+    name: service,
+    api_listener: {
+      api_listener: packAny(HCM, {
+        stat_prefix: service,
+        rds: { route_config_name: service, config_source: ADS_SOURCE },
+        http_filters: [routerFilter('router')],
+      }),
+    },
+  };
+}
+
+export function socketListener(opts: EnvoyListenerOptions): object {
+  const hcm = {
+    stat_prefix: opts.name,
+    codec_type: 'AUTO',
+    rds: { route_config_name: opts.name, config_source: ADS_SOURCE },
+    http_filters: [routerFilter('envoy.filters.http.router')],
+    access_log: [
+      {
+        name: 'envoy.access_loggers.stdout',
+        typed_config: packAny('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', {}),
+      },
+    ],
+  };
+  return {
+    name: opts.name,
+    address: { socket_address: { address: opts.address, port_value: opts.port } },
+    filter_chains: [
+      { filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: packAny(HCM, hcm) }] },
+    ],
+  };
+}

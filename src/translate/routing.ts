@@ -1,0 +1,34 @@
+// What translate needs to know about one service: its spec and how traffic is split now.
+import type { NamedService } from '../model/service.js';
+
+/** One request matcher of a header route (the rollout model's Matcher has this shape). */
+export interface RouteMatcher {
+  header?: string;
+  cookie?: string;
+  query?: string;
+  exact?: string;
+  prefix?: string;
+  suffix?: string;
+  contains?: string;
+  regex?: string;
+  present?: true;
+  invert?: boolean;
+}
+
+export interface Routing {
+  service: NamedService;
+  /** Versions receiving traffic, canary first, weights > 0 summing to 100. */
+  split: readonly { version: string; weight: number }[];
+  /** Requests matching every matcher of a route go to its version (first match wins). */
+  headerRoutes: readonly { name: string; match: readonly RouteMatcher[]; version: string }[];
+  /** Keep a user on one version while weights move (Envoy 1.36+ only). */
+  sticky?: { header: string } | { cookie: string };
+}
+
+/** 100% to the stable version: a service without an active rollout. */
+export function stableRouting(service: NamedService): Routing {
+  return { service, split: [{ version: service.stable, weight: 100 }], headerRoutes: [] };
+}
+
+/** The two kinds of client, which need different listeners (and tolerate different fields). */
+export type Flavour = 'envoy' | 'grpc';

@@ -1,0 +1,124 @@
+// Resources by node group and type URL, and the memoized state-of-the-world "views" that
+// streams send. xDS-only: it knows nothing about services or rollouts.
+import type { Resource } from './resource.js';
+import { hashBytes } from './resource.js';
+import { Field, bytesField, concat } from './wire.js';
+
+/** What one state-of-the-world response for a type carries, minus the nonce. */
+export interface View {
+  readonly typeUrl: string;
+  readonly version: string;
+  readonly resources: ReadonlyMap<string, Resource>;
+  /** version_info + resources + type_url + control_plane fields of a DiscoveryResponse. */
+  readonly body: Buffer;
+}
+
+export const WILDCARD = '*';
+export type Selection = typeof WILDCARD | ReadonlySet<string>;
+
+export type CacheListener = (group: string, typeUrls: ReadonlySet<string>) => void;
+
+const EMPTY: ReadonlyMap<string, Resource> = new Map();
+
+export class ResourceCache {
+  private readonly groups = new Map<string, Map<string, ReadonlyMap<string, Resource>>>();
+  private readonly views = new Map<string, Map<string, View>>();
+  private readonly listeners = new Set<CacheListener>();
+  private readonly controlPlaneField: Buffer;
+  /** control_plane field for DeltaDiscoveryResponse (another field number). */
+  readonly deltaControlPlaneField: Buffer;
+
+  constructor(controlPlaneIdentifier = 'sluice') {
+    const controlPlane = bytesField(Field.controlPlane.identifier, controlPlaneIdentifier);
+    this.controlPlaneField = bytesField(Field.response.controlPlane, controlPlane);
+    this.deltaControlPlaneField = bytesField(Field.deltaResponse.controlPlane, controlPlane);
+  }
+
+  /**
+   * Replaces the complete set of resources of the given types for a group (types not named
+   * keep theirs) and tells listeners which types changed. A resource whose version did not
+   * change keeps its identity, so nothing is re-sent for it.
+   */
+  set(group: string, byType: Readonly<Record<string, readonly Resource[]>>): ReadonlySet<string> {
+    let types = this.groups.get(group);
+    if (!types) this.groups.set(group, (types = new Map()));
+    const changed = new Set<string>();
+    for (const [typeUrl, list] of Object.entries(byType)) {
+      const before = types.get(typeUrl) ?? EMPTY;
+      const after = new Map<string, Resource>();
+      for (const r of list) {
+        if (r.typeUrl !== typeUrl) throw new Error(`resource ${r.name} is ${r.typeUrl}, not ${typeUrl}`);
+        if (after.has(r.name)) throw new Error(`duplicate ${typeUrl} resource ${r.name}`);
+        const old = before.get(r.name);
+        after.set(r.name, old && old.version === r.version ? old : r);
+      }
+      if (sameVersions(before, after)) continue;
+      types.set(typeUrl, after);
+      this.views.delete(viewKey(group, typeUrl));
+      changed.add(typeUrl);
+    }
+    if (changed.size > 0) for (const l of this.listeners) l(group, changed);
+    return changed;
+  }
+
+  resources(group: string, typeUrl: string): ReadonlyMap<string, Resource> {
+    return this.groups.get(group)?.get(typeUrl) ?? EMPTY;
+  }
+
+  groupNames(): string[] {
+    return [...this.groups.keys()];
+  }
+
+  /** The response for a wildcard or named subscription, memoized until the type changes. */
+  view(group: string, typeUrl: string, selection: Selection): View {
+    const key = selection === WILDCARD ? WILDCARD : [...selection].sort().join('\n');
+    const vk = viewKey(group, typeUrl);
+    let memo = this.views.get(vk);
+    if (!memo) this.views.set(vk, (memo = new Map()));
+    let view = memo.get(key);
+    if (!view) {
+      const all = this.resources(group, typeUrl);
+      let picked: Resource[];
+      if (selection === WILDCARD) picked = [...all.values()];
+      else {
+        picked = [];
+        for (const name of selection) {
+          const r = all.get(name);
+          if (r) picked.push(r);
+        }
+      }
+      view = this.compose(typeUrl, picked);
+      memo.set(key, view);
+    }
+    return view;
+  }
+
+  /** Builds a view from an explicit list (used when a stream must keep extra resources). */
+  compose(typeUrl: string, list: readonly Resource[]): View {
+    const sorted = [...list].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const version = hashBytes(typeUrl, ...sorted.map((r) => `\n${r.name}\0${r.version}`));
+    const resources = new Map(sorted.map((r) => [r.name, r] as const));
+    const body = concat([
+      bytesField(Field.response.versionInfo, version),
+      ...sorted.map((r) => r.sotwField),
+      bytesField(Field.response.typeUrl, typeUrl),
+      this.controlPlaneField,
+    ]);
+    return { typeUrl, version, resources, body };
+  }
+
+  onChange(listener: CacheListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+function viewKey(group: string, typeUrl: string): string {
+  return `${group}\0${typeUrl}`;
+}
+
+function sameVersions(a: ReadonlyMap<string, Resource>, b: ReadonlyMap<string, Resource>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [name, r] of a) if (b.get(name)?.version !== r.version) return false;
+  return true;
+}

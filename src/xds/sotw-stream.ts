@@ -1,0 +1,128 @@
+// State-of-the-world xDS on one stream (ADS or a per-type service).
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { View } from './cache.js';
+import { WILDCARD } from './cache.js';
+import { nodeFromRequest } from './node.js';
+import { TypeUrl } from './protos.js';
+import type { Resource } from './resource.js';
+import { Field, bytesField } from './wire.js';
+import type { Convergence } from './stream.js';
+import { TypeState, XdsStream } from './stream.js';
+
+export interface DiscoveryRequest {
+  version_info: string;
+  node?: Parameters<typeof nodeFromRequest>[0] | null;
+  resource_names: string[];
+  type_url: string;
+  response_nonce: string;
+  error_detail?: { code?: number; message?: string } | null;
+}
+
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: GrpcStatus,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class SotwStream extends XdsStream {
+  readonly flavour = 'sotw' as const;
+
+  /** Handles one DiscoveryRequest; throws ProtocolError for requests that end the stream. */
+  onRequest(req: DiscoveryRequest): void {
+    if (!this.node) {
+      if (!req.node?.id) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'the first request must carry node.id');
+      this.attach(nodeFromRequest(req.node));
+    }
+    const typeUrl = req.type_url || this.onlyType || '';
+    if (!typeUrl) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'type_url is required on ADS');
+    if (this.onlyType && typeUrl !== this.onlyType)
+      throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, `this service serves ${this.onlyType}, not ${typeUrl}`);
+
+    let st = this.types.get(typeUrl);
+    const first = !st;
+    if (!st) this.types.set(typeUrl, (st = new TypeState(typeUrl)));
+    // The names are the client's whole current wish, so they are honoured even from a request
+    // with a stale nonce; only ACK/NACK meaning is tied to the latest nonce.
+    const subscriptionChanged = st.replaceNames(req.resource_names ?? [], first);
+
+    if (req.response_nonce && req.response_nonce === st.nonce && st.awaiting) {
+      st.awaiting = false;
+      if (req.error_detail) {
+        const nack = {
+          version: st.sentVersion,
+          message: req.error_detail.message ?? '',
+          code: req.error_detail.code ?? 0,
+          at: new Date(),
+        };
+        st.lastNack = nack;
+        this.host.nacked(this, typeUrl, nack);
+      } else {
+        st.acked = st.sent;
+        st.ackedVersion = st.sentVersion;
+        st.ackedAt = new Date();
+        this.host.acked(this, typeUrl, st.ackedVersion);
+        this.releaseRetained(typeUrl);
+      }
+    }
+
+    if (!req.response_nonce) this.push(typeUrl, true); // a new (sub)stream is always answered
+    else if (subscriptionChanged) this.push(typeUrl);
+  }
+
+  protected push(typeUrl: string, force = false): void {
+    const st = this.types.get(typeUrl);
+    if (!st) return;
+    let clustersBefore: ReadonlyMap<string, Resource> | undefined;
+    this.writeOrDefer(typeUrl, () => {
+      const view = this.viewFor(st);
+      // Unchanged content is never re-sent, and in particular not a version the client NACKed.
+      if (!force && view.version === st.sentVersion) return undefined;
+      if (typeUrl === TypeUrl.Cluster) clustersBefore = st.sent;
+      const nonce = this.nextNonce();
+      st.sent = view.resources;
+      st.sentVersion = view.version;
+      st.sentAt = new Date();
+      st.nonce = nonce;
+      st.awaiting = true;
+      return Buffer.concat([view.body, bytesField(Field.response.nonce, nonce)]);
+    });
+    if (clustersBefore) this.resendEndpointsOf(st.sent, clustersBefore);
+  }
+
+  /** A (re)sent cluster warms only after its endpoints arrive: resend them after it. */
+  private resendEndpointsOf(now: ReadonlyMap<string, Resource>, before: ReadonlyMap<string, Resource>): void {
+    const eds = this.types.get(TypeUrl.ClusterLoadAssignment);
+    if (!eds || this.closed) return;
+    for (const [name, cluster] of now) {
+      if (before.get(name)?.version === cluster.version) continue;
+      const edsNames = cluster.refs[TypeUrl.ClusterLoadAssignment] ?? [];
+      if (edsNames.some((n) => eds.selects(n))) return this.push(TypeUrl.ClusterLoadAssignment, true);
+    }
+  }
+
+  /** The cache's view, plus resources the client must keep until nothing it holds uses them. */
+  private viewFor(st: TypeState): View {
+    const cache = this.host.cache;
+    const base = cache.view(this.group, st.typeUrl, st.wildcard ? WILDCARD : st.names);
+    st.retaining = false;
+    if (base.version === st.sentVersion || st.sent.size === 0) return base;
+    const kept: Resource[] = [];
+    for (const [name, r] of st.sent)
+      if (!base.resources.has(name) && st.selects(name) && this.isReferenced(st.typeUrl, name)) kept.push(r);
+    if (kept.length === 0) return base;
+    st.retaining = true;
+    return cache.compose(st.typeUrl, [...base.resources.values(), ...kept]);
+  }
+
+  convergence(typeUrl: string): Convergence {
+    const st = this.types.get(typeUrl);
+    if (!st) return 'acked';
+    const current = this.host.cache.view(this.group, typeUrl, st.wildcard ? WILDCARD : st.names).version;
+    if (st.ackedVersion === current) return 'acked';
+    if (st.lastNack && st.lastNack.version === st.sentVersion && st.sentVersion === current) return 'rejected';
+    return 'pending';
+  }
+}

@@ -1,0 +1,193 @@
+// What state-of-the-world and delta streams share: the node, per-type bookkeeping that fleet
+// status reads, write back-pressure, and make-before-break retention.
+import type { Logger } from 'pino';
+import type { ResourceCache } from './cache.js';
+import type { Resource } from './resource.js';
+import type { XdsNode } from './node.js';
+import { byPushOrder, isWildcardCapable } from './node.js';
+
+export interface Nack {
+  readonly version: string;
+  readonly message: string;
+  readonly code: number;
+  readonly at: Date;
+}
+
+/** Per stream and type URL: subscription, what was sent, what was accepted. */
+export class TypeState {
+  wildcard = false;
+  /** Wildcard established by an empty first request; lasts while requests stay empty. */
+  legacyWildcard = false;
+  names = new Set<string>();
+  /** Latest nonce sent for this type. */
+  nonce = '';
+  sentVersion = '';
+  sent: ReadonlyMap<string, Resource> = new Map();
+  sentAt?: Date;
+  ackedVersion = '';
+  acked: ReadonlyMap<string, Resource> = new Map();
+  ackedAt?: Date;
+  lastNack?: Nack;
+  /** True while the last response is neither ACKed nor NACKed. */
+  awaiting = false;
+  /** True when the last response kept resources the cache no longer has. */
+  retaining = false;
+
+  constructor(readonly typeUrl: string) {}
+
+  /** Applies a state-of-the-world `resource_names`; returns whether the subscription changed. */
+  replaceNames(requested: readonly string[], first: boolean): boolean {
+    const star = requested.includes('*');
+    const names = requested.filter((n) => n !== '*');
+    let wildcard: boolean;
+    if (first) {
+      this.legacyWildcard = requested.length === 0 && isWildcardCapable(this.typeUrl);
+      wildcard = star || this.legacyWildcard;
+    } else {
+      if (requested.length > 0) this.legacyWildcard = false;
+      wildcard = star || this.legacyWildcard;
+    }
+    const changed = wildcard !== this.wildcard || !sameSet(this.names, names);
+    this.wildcard = wildcard;
+    this.names = new Set(names);
+    return changed;
+  }
+
+  selects(name: string): boolean {
+    return this.wildcard || this.names.has(name);
+  }
+}
+
+export interface TypeStatus {
+  typeUrl: string;
+  subscription: '*' | string[];
+  sentVersion: string | null;
+  sentAt: string | null;
+  ackedVersion: string | null;
+  ackedAt: string | null;
+  lastNack: { version: string; message: string; at: string } | null;
+}
+
+export type Convergence = 'acked' | 'pending' | 'rejected';
+
+/** Callbacks from a stream to the server that owns it. */
+export interface StreamHost {
+  readonly cache: ResourceCache;
+  readonly log: Logger;
+  groupOf(node: XdsNode): string;
+  attached(stream: XdsStream): void;
+  acked(stream: XdsStream, typeUrl: string, version: string): void;
+  nacked(stream: XdsStream, typeUrl: string, nack: Nack): void;
+}
+
+/** The duplex call as the stream needs it (a grpc-js ServerDuplexStream). */
+export interface Call {
+  write(chunk: Buffer): boolean;
+  once(event: 'drain', fn: () => void): unknown;
+}
+
+let nextStreamId = 1;
+
+export abstract class XdsStream {
+  readonly id = nextStreamId++;
+  readonly connectedAt = new Date();
+  node?: XdsNode;
+  group = '';
+  readonly types = new Map<string, TypeState>();
+  protected nonceCounter = 0;
+  private blocked = false;
+  private readonly deferred = new Set<string>();
+  closed = false;
+
+  constructor(
+    protected readonly host: StreamHost,
+    protected readonly call: Call,
+    /** Per-type services (LDS, CDS, ...) serve one type only; ADS serves all. */
+    readonly onlyType?: string,
+  ) {}
+
+  abstract readonly flavour: 'sotw' | 'delta';
+
+  /** Sends what changed for this type, if anything (or always, when forced). */
+  protected abstract push(typeUrl: string, force?: boolean): void;
+
+  /** Whether this stream's client holds the current version of the type. */
+  abstract convergence(typeUrl: string): Convergence;
+
+  protected attach(node: XdsNode): void {
+    this.node = node;
+    this.group = this.host.groupOf(node);
+    this.host.attached(this);
+  }
+
+  /** The cache changed: push the affected types in make-before-break order. */
+  onCacheChange(group: string, typeUrls: ReadonlySet<string>): void {
+    if (this.closed || group !== this.group) return;
+    for (const t of [...typeUrls].sort(byPushOrder)) if (this.types.has(t)) this.push(t);
+  }
+
+  protected nextNonce(): string {
+    return String(++this.nonceCounter);
+  }
+
+  /** Writes unless the client is not reading; then remembers the type and sends its latest
+   *  state once the transport drains, so a slow node costs nothing to the others. */
+  protected writeOrDefer(typeUrl: string, build: () => Buffer | undefined): void {
+    if (this.closed) return;
+    if (this.blocked) {
+      this.deferred.add(typeUrl);
+      return;
+    }
+    const msg = build();
+    if (!msg) return;
+    if (!this.call.write(msg)) {
+      this.blocked = true;
+      this.call.once('drain', () => {
+        this.blocked = false;
+        const pending = [...this.deferred].sort(byPushOrder);
+        this.deferred.clear();
+        for (const t of pending) this.push(t);
+      });
+    }
+  }
+
+  /** Is `name` of `typeUrl` still pointed at by something this client holds or was sent? */
+  protected isReferenced(typeUrl: string, name: string): boolean {
+    for (const st of this.types.values()) {
+      if (st.typeUrl === typeUrl) continue;
+      for (const held of [st.sent, st.acked])
+        for (const r of held.values()) if (r.refs[typeUrl]?.includes(name)) return true;
+    }
+    return false;
+  }
+
+  /** After an ACK, types that kept removed resources alive may now drop them. */
+  protected releaseRetained(ackedType: string): void {
+    for (const st of [...this.types.values()].sort((a, b) => byPushOrder(a.typeUrl, b.typeUrl)))
+      if (st.typeUrl !== ackedType && st.retaining) this.push(st.typeUrl);
+  }
+
+  status(): TypeStatus[] {
+    return [...this.types.values()].map((st) => ({
+      typeUrl: st.typeUrl,
+      subscription: st.wildcard ? '*' : [...st.names].sort(),
+      sentVersion: st.sentVersion || null,
+      sentAt: st.sentAt?.toISOString() ?? null,
+      ackedVersion: st.ackedVersion || null,
+      ackedAt: st.ackedAt?.toISOString() ?? null,
+      lastNack: st.lastNack
+        ? { version: st.lastNack.version, message: st.lastNack.message, at: st.lastNack.at.toISOString() }
+        : null,
+    }));
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}
+
+function sameSet(a: ReadonlySet<string>, b: readonly string[]): boolean {
+  if (a.size !== b.length) return false;
+  for (const x of b) if (!a.has(x)) return false;
+  return true;
+}
