@@ -56,7 +56,8 @@ function loadAssignment(name: string, spec: Version): object {
     cluster_name: name,
     endpoints: [
       {
-        // gRPC clients drop localities without a weight (TESTING.md).
+        // grpc-js NACKs an unset locality, and gRPC clients drop localities without a weight.
+        locality: {},
         load_balancing_weight: { value: 1 },
         lb_endpoints: spec.endpoints.map((e) => ({
           endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },

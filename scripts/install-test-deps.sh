@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite uses, if missing: python3-grpcio (gRPC C-core
+# xDS client), etcd-server (multi-replica store), prometheus (analysis provider) and
+# docker-compose (validates docker-compose.yml without an engine). Needs root or sudo.
+set -euo pipefail
+wanted=(python3-grpcio etcd-server prometheus docker-compose)
+missing=()
+for p in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+((${#missing[@]} == 0)) && exit 0
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo="sudo"
+echo "installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
