@@ -6,19 +6,24 @@ import type { Logger } from 'pino';
 import { buildApi } from './api/app.js';
 import { fleetRoutes } from './api/fleet-routes.js';
 import { serviceRoutes } from './api/services-routes.js';
+import { eventRoutes } from './api/events-routes.js';
+import { openApiRoutes } from './api/openapi.js';
+import { rolloutRoutes } from './api/rollout-routes.js';
+import { RolloutController } from './rollout/controller.js';
 import type { Config } from './config.js';
 import { flavourOf, Publisher } from './control/publisher.js';
 import { ServiceRegistry } from './control/services.js';
 import { FileStore } from './store/file-store.js';
-import { stableRouting } from './translate/routing.js';
 import { ResourceCache } from './xds/cache.js';
 import { XdsServer } from './xds/server.js';
+import { TypeUrl } from './xds/protos.js';
 
 export interface Sluice {
   xdsPort: number;
   httpPort: number;
   xds: XdsServer;
   registry: ServiceRegistry;
+  rollouts: RolloutController;
   stop(): Promise<void>;
 }
 
@@ -37,16 +42,25 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   const cache = new ResourceCache(`sluice@${process.pid}`);
   const xds = new XdsServer({ cache, log: log.child({ component: 'xds' }), groupOf: flavourOf });
 
-  let registry: ServiceRegistry | undefined;
+  let rollouts: RolloutController | undefined;
   const publisher = new Publisher({
     cache,
     log,
     envoyListener: { name: 'sluice_http', address: config.envoyListenerAddress, port: config.envoyListenerPort },
-    routings: () => registry!.list().map(stableRouting),
+    routings: () => rollouts!.routings(),
   });
-  registry = new ServiceRegistry(store, () => publisher.schedule());
+  const registry = new ServiceRegistry(store, () => publisher.schedule());
+  rollouts = new RolloutController({
+    store,
+    services: registry,
+    fleet: { awaitRoutes: (ms) => xds.awaitConvergence(TypeUrl.RouteConfiguration, ms) },
+    log: log.child({ component: 'rollout' }),
+    publish: (urgent) => publisher.schedule(urgent),
+  });
   await registry.load();
+  await rollouts.load();
   publisher.publishNow();
+  rollouts.start();
 
   const grpcServer = new grpc.Server({
     'grpc.keepalive_time_ms': 30_000,
@@ -61,7 +75,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     log,
     apiToken: config.apiToken,
     ready: () => ready,
-    routes: [serviceRoutes(registry), fleetRoutes(xds)],
+    routes: [serviceRoutes(registry), rolloutRoutes(rollouts), fleetRoutes(xds), eventRoutes(rollouts), openApiRoutes()],
   });
   await api.listen({ host: config.host, port: config.httpPort });
   const address = api.server.address();
@@ -74,8 +88,10 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     httpPort,
     xds,
     registry,
+    rollouts,
     async stop() {
       ready = false;
+      rollouts.close();
       publisher.close();
       await api.close();
       await xds.close(500);

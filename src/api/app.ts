@@ -13,7 +13,7 @@ export interface ApiOptions {
   ready: () => boolean;
 }
 
-const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json']);
 
 export function buildApi(opts: ApiOptions): FastifyInstance {
   const app: FastifyInstance = Fastify({

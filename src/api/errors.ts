@@ -2,6 +2,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
 import { ConflictError, NotFoundError } from '../control/services.js';
+import { InvalidRolloutError } from '../rollout/controller.js';
+import { TransitionError } from '../rollout/machine.js';
 
 export class HttpError extends Error {
   constructor(
@@ -36,6 +38,9 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
   else if (err instanceof ConflictError)
     e = new HttpError(409, 'conflict', err.message, err.field ? [{ field: err.field, message: err.message }] : []);
   else if (err instanceof NotFoundError) e = new HttpError(404, 'not_found', err.message);
+  else if (err instanceof TransitionError) e = new HttpError(409, 'conflict', err.message);
+  else if (err instanceof InvalidRolloutError)
+    e = new HttpError(400, 'invalid_argument', `${err.field}: ${err.message}`, [{ field: err.field, message: err.message }]);
   else if ('statusCode' in err && typeof err.statusCode === 'number' && err.statusCode < 500) {
     const code = err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'unsupported_media_type' : 'invalid_argument';
     e = new HttpError(err.statusCode, code, err.statusCode === 400 && /JSON/i.test(err.message) ? `body: malformed JSON (${err.message})` : err.message, [{ field: '(body)', message: err.message }]);

@@ -25,31 +25,49 @@ export interface PublisherOptions {
 
 export class Publisher {
   private timer?: NodeJS.Timeout;
+  private waiters: (() => void)[] = [];
   private readonly debounceMs: number;
 
   constructor(private readonly opts: PublisherOptions) {
     this.debounceMs = opts.debounceMs ?? 20;
   }
 
-  /** Publishes soon (coalescing bursts), or now when urgent. */
-  schedule(urgent = false): void {
-    if (urgent) return this.publishNow();
-    this.timer ??= setTimeout(() => this.publishNow(), this.debounceMs);
+  /** Publishes soon (coalescing bursts), or now when urgent; resolves once the cache has it. */
+  schedule(urgent = false): Promise<void> {
+    const published = new Promise<void>((resolve) => this.waiters.push(resolve));
+    if (urgent) this.publishNow();
+    else
+      this.timer ??= setTimeout(() => {
+        try {
+          this.publishNow();
+        } catch (err) {
+          this.opts.log.error({ err }, 'publish failed');
+        }
+      }, this.debounceMs);
+    return published;
   }
 
   publishNow(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    const routings = this.opts.routings();
-    const { cache } = this.opts;
-    const grpcChanged = cache.set('grpc', translateGrpc(routings));
-    const envoyChanged = cache.set('envoy', translateEnvoy(routings, this.opts.envoyListener));
-    if (grpcChanged.size || envoyChanged.size)
-      this.opts.log.debug({ services: routings.length, grpc: [...grpcChanged], envoy: [...envoyChanged] }, 'published');
+    const waiters = this.waiters;
+    this.waiters = [];
+    try {
+      const routings = this.opts.routings();
+      const { cache } = this.opts;
+      const grpcChanged = cache.set('grpc', translateGrpc(routings));
+      const envoyChanged = cache.set('envoy', translateEnvoy(routings, this.opts.envoyListener));
+      if (grpcChanged.size || envoyChanged.size)
+        this.opts.log.debug({ services: routings.length, grpc: [...grpcChanged], envoy: [...envoyChanged] }, 'published');
+    } finally {
+      for (const w of waiters) w();
+    }
   }
 
   close(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    for (const w of this.waiters) w();
+    this.waiters = [];
   }
 }

@@ -25,7 +25,7 @@ export class ServiceRegistry {
 
   constructor(
     private readonly store: Store,
-    private readonly changed: () => void,
+    private readonly changed: () => unknown,
   ) {}
 
   async load(): Promise<void> {

@@ -15,7 +15,12 @@ channels = {}
 
 def stub_for(target):
     if target not in channels:
-        channels[target] = grpc.insecure_channel("xds:///" + target)
+        channel = grpc.insecure_channel("xds:///" + target)
+        # gRPC Python drives a channel's I/O (and so its xDS stream) only while something
+        # waits on it; watching connectivity keeps a poller running, so xDS updates are
+        # applied and ACKed while the client is idle, as in a busy application.
+        channel.subscribe(lambda _state: None, try_to_connect=True)
+        channels[target] = channel
     return channels[target].unary_unary(WHO)
 
 

@@ -27,12 +27,18 @@ const Name = z.string().regex(NAME, 'must be 1-63 letters, digits, ".", "_" or "
 const HeaderName = z.string().regex(TOKEN, 'must be a valid header name');
 const CookieName = z.string().regex(TOKEN, 'must be a valid cookie name');
 
+/** Envoy and gRPC use RE2: no lookaround and no backreferences. */
+const NOT_RE2 = /\(\?<?[=!]|\\[1-9]|\\k</;
+
 const Regex = z.string().min(1).max(1024).superRefine((source, ctx) => {
   try {
     new RegExp(source);
   } catch (err) {
     ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(err as Error).message}` });
+    return;
   }
+  if (NOT_RE2.test(source))
+    ctx.addIssue({ code: 'custom', message: 'lookaround and backreferences are not supported (RE2 syntax)' });
 });
 
 const MATCH_ON = ['header', 'cookie', 'query'] as const;
@@ -56,6 +62,11 @@ export const MatcherSchema = z
   })
   .superRefine(exactlyOne(MATCH_ON, 'a matcher'))
   .superRefine(exactlyOne(MATCH_BY, 'a matcher'))
+  .superRefine((m, ctx) => {
+    // Envoy's query parameter matcher cannot be inverted.
+    if (m.query !== undefined && m.invert)
+      ctx.addIssue({ code: 'custom', path: ['invert'], message: 'query matchers cannot be inverted' });
+  })
   // zod infers every key optional; after the checks above the value has the sharper type.
   .transform((m) => m as Matcher);
 

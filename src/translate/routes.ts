@@ -8,7 +8,7 @@ export function virtualHost(routing: Routing, flavour: Flavour): object {
   const cluster = (version: string) => clusterName(service.name, version, service);
   const routes: object[] = routing.headerRoutes.map((hr) => ({
     name: `${service.name}/${hr.name}`,
-    match: { prefix: '', ...matchersFor(hr.match) },
+    match: { prefix: '', ...matchersFor(hr.match, flavour) },
     route: { cluster: cluster(hr.version) },
   }));
   routes.push({ name: `${service.name}/default`, match: { prefix: '' }, route: splitAction(routing, flavour, cluster) });
@@ -36,7 +36,7 @@ function splitAction(routing: Routing, flavour: Flavour, cluster: (v: string) =>
 }
 
 /** RouteMatch fields for a list of matchers (all must match). */
-function matchersFor(match: readonly RouteMatcher[]): object {
+function matchersFor(match: readonly RouteMatcher[], flavour: Flavour): object {
   const headers: object[] = [];
   const query_parameters: object[] = [];
   for (const m of match) {
@@ -48,7 +48,9 @@ function matchersFor(match: readonly RouteMatcher[]): object {
       headers.push({ name: 'cookie', safe_regex_match: { regex: cookieRegex(m.cookie, m) }, invert_match: !!m.invert });
     } else {
       const base = { name: m.header!.toLowerCase(), invert_match: !!m.invert };
-      headers.push(m.present ? { ...base, present_match: true } : { ...base, string_match: stringMatch(m) });
+      if (m.present) headers.push({ ...base, present_match: true });
+      else if (flavour === 'envoy') headers.push({ ...base, string_match: stringMatch(m) });
+      else headers.push({ ...base, ...legacyHeaderMatch(m) });
     }
   }
   return {
@@ -63,6 +65,21 @@ function stringMatch(m: RouteMatcher): object {
   if (m.suffix !== undefined) return { suffix: m.suffix };
   if (m.contains !== undefined) return { contains: m.contains };
   if (m.regex !== undefined) return { safe_regex: { regex: m.regex } };
+  throw new Error('matcher has no value');
+}
+
+/**
+ * gRPC clients before gRFC A63 (C-core < 1.56, e.g. Debian 12's 1.51) NACK `string_match`;
+ * grpc-js accepts it but not the old `contains_match`. Every gRPC generation accepts these
+ * older fields, with "contains" written as a regex, so gRPC nodes get them; Envoy, which
+ * deprecated them, gets `string_match`.
+ */
+function legacyHeaderMatch(m: RouteMatcher): object {
+  if (m.exact !== undefined) return { exact_match: m.exact };
+  if (m.prefix !== undefined) return { prefix_match: m.prefix };
+  if (m.suffix !== undefined) return { suffix_match: m.suffix };
+  if (m.contains !== undefined) return { safe_regex_match: { regex: `.*${escape(m.contains)}.*` } };
+  if (m.regex !== undefined) return { safe_regex_match: { regex: m.regex } };
   throw new Error('matcher has no value');
 }
 

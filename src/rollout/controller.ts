@@ -1,0 +1,220 @@
+// Drives rollouts: every transition is stored before it is pushed, timers fire timed pauses,
+// and a weight step completes when the fleet has ACKed the routes that carry it.
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { ServiceRegistry } from '../control/services.js';
+import { ConflictError, NotFoundError } from '../control/services.js';
+import { Serial } from '../control/serial.js';
+import type { RolloutSpec, RolloutState } from '../model/rollout.js';
+import type { Service } from '../model/service.js';
+import type { Store } from '../store/store.js';
+import type { Routing } from '../translate/routing.js';
+import { stableRouting } from '../translate/routing.js';
+import type { NodeConvergence } from '../xds/server.js';
+import type { RolloutEvent } from './machine.js';
+import { createRollout, isActive, nextWakeAt, transition } from './machine.js';
+
+export interface FleetSync {
+  /** Resolves when every connected node holds the current routes, or at the timeout. */
+  awaitRoutes(timeoutMs: number): Promise<NodeConvergence[]>;
+}
+
+export interface RolloutControllerOptions {
+  store: Store;
+  services: ServiceRegistry;
+  fleet: FleetSync;
+  log: Logger;
+  /** Publishes the current routing; resolves once the xDS cache holds it. */
+  publish(urgent: boolean): Promise<void>;
+  now?: () => Date;
+}
+
+export class InvalidRolloutError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const ACK_WAIT_MS = 10_000;
+const RETRY_AFTER_REJECT_MS = 1000;
+
+export class RolloutController extends EventEmitter<{ change: [RolloutState] }> {
+  private readonly rollouts = new Map<string, RolloutState>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly watching = new Set<string>();
+  private readonly serial = new Serial();
+  private closed = false;
+  private readonly now: () => Date;
+
+  constructor(private readonly opts: RolloutControllerOptions) {
+    super();
+    this.setMaxListeners(0);
+    this.now = opts.now ?? (() => new Date());
+    opts.services.setGuard((name, next) => this.guardService(name, next));
+  }
+
+  /** Loads stored rollouts, finishes an interrupted promotion, and re-arms timers and ACK waits. */
+  async load(): Promise<void> {
+    for (const { value } of await this.opts.store.list<RolloutState>('rollouts/')) this.rollouts.set(value.service, value);
+    for (const r of this.rollouts.values()) {
+      if (r.phase === 'Promoted') await this.finishPromotion(r);
+    }
+  }
+
+  /** Arms timers and fleet watches for active rollouts (after the first publish). */
+  start(): void {
+    for (const r of this.rollouts.values()) this.arm(r);
+  }
+
+  list(): RolloutState[] {
+    return [...this.rollouts.values()].sort((a, b) => (a.service < b.service ? -1 : 1));
+  }
+
+  get(service: string): RolloutState | undefined {
+    return this.rollouts.get(service);
+  }
+
+  /** The routing every service should have now: its rollout's split, or 100% stable. */
+  routings(): Routing[] {
+    return this.opts.services.list().map((service) => {
+      const r = this.rollouts.get(service.name);
+      if (!r || !isActive(r)) return stableRouting(service);
+      const split = [
+        { version: r.canary, weight: r.canaryWeight },
+        { version: r.stable, weight: 100 - r.canaryWeight },
+      ].filter((s) => s.weight > 0);
+      return {
+        service,
+        split,
+        headerRoutes: r.headerRoutesActive
+          ? (r.spec.headerRoutes ?? []).map((h) => ({ name: h.name, match: h.match, version: r.canary }))
+          : [],
+        ...(r.spec.sticky ? { sticky: r.spec.sticky } : {}),
+      } satisfies Routing;
+    });
+  }
+
+  create(spec: RolloutSpec, by: string): Promise<RolloutState> {
+    return this.serial.run(async () => {
+      const service = this.opts.services.get(spec.service);
+      if (!service) throw new NotFoundError(`service "${spec.service}" not found`);
+      if (!(spec.canary in service.versions))
+        throw new InvalidRolloutError('canary', `"${spec.canary}" is not a version of service "${spec.service}"`);
+      if (spec.canary === service.stable)
+        throw new InvalidRolloutError('canary', `"${spec.canary}" is already the stable version of "${spec.service}"`);
+      const current = this.rollouts.get(spec.service);
+      if (current && isActive(current))
+        throw new ConflictError(`service "${spec.service}" already has an active rollout (${current.phase})`, 'service');
+      const state = createRollout(randomUUID(), spec, service.stable, this.now(), by);
+      await this.commit(state, false);
+      return state;
+    });
+  }
+
+  /** Applies an action or an event; rollbacks are pushed without any debounce. */
+  act(service: string, event: RolloutEvent, by: string): Promise<RolloutState> {
+    return this.serial.run(async () => {
+      const current = this.rollouts.get(service);
+      if (!current) throw new NotFoundError(`no rollout for service "${service}"`);
+      const { state, changed } = transition(current, event, this.now(), by);
+      if (changed) await this.commit(state, event.type === 'rollback');
+      return state;
+    });
+  }
+
+  /** Waits until every connected node holds the current routes (used by rollback ?wait=ack). */
+  awaitFleet(timeoutMs: number): Promise<NodeConvergence[]> {
+    return this.opts.fleet.awaitRoutes(timeoutMs);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  /** Store first (a crash loses nothing acknowledged), then push, then tell watchers. */
+  private async commit(state: RolloutState, urgent: boolean): Promise<void> {
+    await this.opts.store.put(`rollouts/${state.service}`, state);
+    this.rollouts.set(state.service, state);
+    if (state.phase === 'Promoted') await this.finishPromotion(state);
+    await this.opts.publish(urgent);
+    const last = state.history[state.history.length - 1];
+    this.opts.log.info(
+      { service: state.service, phase: state.phase, weights: state.weights, event: last?.event, by: last?.by, reason: last?.reason },
+      'rollout changed',
+    );
+    this.emit('change', state);
+    this.arm(state);
+  }
+
+  /** After promotion the canary is the service's stable version. */
+  private async finishPromotion(state: RolloutState): Promise<void> {
+    const service = this.opts.services.get(state.service);
+    if (!service || service.stable === state.canary || !(state.canary in service.versions)) return;
+    const { name: _name, ...spec } = service;
+    await this.opts.services.put(state.service, { ...spec, stable: state.canary });
+  }
+
+  private arm(state: RolloutState): void {
+    if (this.closed) return;
+    const old = this.timers.get(state.service);
+    if (old) clearTimeout(old);
+    this.timers.delete(state.service);
+    if (!isActive(state)) return;
+    const wake = nextWakeAt(state);
+    if (wake) {
+      const delay = Math.max(0, wake.getTime() - this.now().getTime());
+      const timer = setTimeout(() => {
+        this.timers.delete(state.service);
+        this.act(state.service, { type: 'tick' }, 'schedule').catch((err) =>
+          this.opts.log.error({ err, service: state.service }, 'rollout tick failed'),
+        );
+      }, delay);
+      timer.unref();
+      this.timers.set(state.service, timer);
+    }
+    if (state.awaitingAck && !this.watching.has(state.service)) void this.watchFleet(state.service);
+  }
+
+  /** Reports `fleetAcked` once every connected node holds the routes with the awaited weight. */
+  private async watchFleet(service: string): Promise<void> {
+    this.watching.add(service);
+    try {
+      for (;;) {
+        const r = this.rollouts.get(service);
+        if (this.closed || !r || !isActive(r) || !r.awaitingAck) return;
+        const weight = r.awaitingAck.canaryWeight;
+        const nodes = await this.opts.fleet.awaitRoutes(ACK_WAIT_MS);
+        if (this.closed) return;
+        const behind = nodes.filter((n) => n.state === 'pending' || n.state === 'rejected');
+        if (behind.length === 0) {
+          await this.act(service, { type: 'fleetAcked', canaryWeight: weight }, 'fleet');
+          continue;
+        }
+        this.opts.log.warn({ service, weight, behind }, 'fleet has not acknowledged the rollout weight yet');
+        if (behind.some((n) => n.state === 'rejected')) await new Promise((res) => setTimeout(res, RETRY_AFTER_REJECT_MS));
+      }
+    } catch (err) {
+      this.opts.log.error({ err, service }, 'fleet watch failed');
+    } finally {
+      this.watching.delete(service);
+    }
+  }
+
+  /** While a rollout is active its stable and canary versions must stay, and so must the service. */
+  private guardService(name: string, next: Service | null): void {
+    const r = this.rollouts.get(name);
+    if (!r || !isActive(r)) return;
+    if (!next) throw new ConflictError(`service "${name}" has an active rollout; roll it back or promote it first`);
+    for (const v of [r.stable, r.canary])
+      if (!(v in next.versions))
+        throw new ConflictError(`version "${v}" is in an active rollout and cannot be removed`, `versions.${v}`);
+    if (next.stable !== r.stable)
+      throw new ConflictError(`stable is "${r.stable}" while a rollout runs; promote or roll back instead`, 'stable');
+  }
+}
