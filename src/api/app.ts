@@ -21,6 +21,7 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
     bodyLimit: 4 * 1024 * 1024,
   });
   app.setErrorHandler(errorHandler);
+  app.removeContentTypeParser('text/plain'); // bodies are JSON: anything else is 415
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}`, details: [] } });
   });

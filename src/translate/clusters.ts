@@ -40,6 +40,9 @@ function cluster(name: string, spec: Version, flavour: Flavour): object {
     connect_timeout: { seconds: 1 },
     lb_policy: 'ROUND_ROBIN',
   };
+  // Proxyless gRPC clients report per-cluster load (successes, errors) to the xDS server
+  // itself: the data-plane telemetry that canary analysis reads.
+  if (flavour === 'grpc') c.lrs_server = { self: {} };
   if (flavour === 'envoy' && (spec.protocol === 'http2' || spec.protocol === 'grpc')) {
     c.typed_extension_protocol_options = {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': packAny(

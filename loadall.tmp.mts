@@ -1,0 +1,28 @@
+import path from 'node:path';
+import fs from 'node:fs';
+import protobuf from 'protobufjs';
+import { PROTO_DIR } from '/work/main/src/xds/protos.ts';
+const t0 = Date.now();
+const files: string[] = [];
+const base = path.join(PROTO_DIR, 'envoy-api');
+function walk(d: string) { for (const e of fs.readdirSync(d, {withFileTypes: true})) { const p = path.join(d, e.name); if (e.isDirectory()) walk(p); else if (p.endsWith('.proto') && /\/v3\//.test(p)) files.push(path.relative(base, p)); } }
+walk(path.join(base, 'envoy'));
+console.log(files.length);
+const INCLUDE = [...['envoy-api','xds','googleapis','protoc-gen-validate'].map(d=>path.join(PROTO_DIR,d)), '/work/main/node_modules/protobufjs'];
+const root = new protobuf.Root();
+root.resolvePath = (_o, t) => { if (path.isAbsolute(t) && fs.existsSync(t)) return t; for (const d of INCLUDE) { const c = path.join(d, t); if (fs.existsSync(c)) return c; } return t; };
+root.loadSync(files, { keepCase: true });
+root.resolveAll();
+console.log('ms', Date.now() - t0);
+const f = root.lookupType('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager').fields['stat_prefix'];
+console.log(f.options, (f as any).parsedOptions);
+const l = root.lookupType('envoy.config.listener.v3.Listener');
+console.log(JSON.stringify((l.fields['name'] as any).parsedOptions), l.oneofsArray.map(o=>[o.name,o.options, (o as any).parsedOptions]));
+const hcm = root.lookupType('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager');
+console.log(hcm.oneofsArray.map(o=>[o.name,o.options]));
+console.log(JSON.stringify((hcm.fields['codec_type'] as any).parsedOptions), JSON.stringify((hcm.fields['http_filters'] as any).options));
+const wc = root.lookupType('envoy.config.route.v3.WeightedCluster');
+console.log(JSON.stringify(wc.fields['clusters'].options), JSON.stringify((wc.fields['clusters'] as any).parsedOptions));
+const hm = root.lookupType('envoy.config.route.v3.HeaderMatcher');
+console.log(JSON.stringify(hm.fields['exact_match'].options), JSON.stringify((hm.fields['name'] as any).parsedOptions));
+console.log(JSON.stringify(hm.options), JSON.stringify(root.lookupType('envoy.config.cluster.v3.Cluster').fields['connect_timeout'].options));
