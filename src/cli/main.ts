@@ -1,11 +1,15 @@
 // `sluice <command>`: serve (the control plane), demo, demo-backend.
 import { parseConfig, FLAG_NAMES } from '../config.js';
 import { startSluice } from '../main.js';
+import { runDemo } from '../demo/demo.js';
+import { parseArgs } from 'node:util';
 
 const USAGE = `usage: sluice <command> [options]
 
 commands:
   serve         run the control plane (xDS on --xds-port, REST on --http-port)
+  demo          a whole rollout and rollback on this machine, with real gRPC clients
+                (--clients N, --keep-running, --xds-port, --http-port; ports default to free ones)
 
 serve options (each also from SLUICE_<NAME>, e.g. SLUICE_XDS_PORT):
 ${FLAG_NAMES.map((f) => `  --${f}`).join('\n')}
@@ -25,8 +29,30 @@ async function serve(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
+async function demo(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      clients: { type: 'string', default: '3' },
+      'keep-running': { type: 'boolean', default: false },
+      'xds-port': { type: 'string', default: '0' },
+      'http-port': { type: 'string', default: '0' },
+    },
+    strict: true,
+  });
+  const clients = Number(values.clients);
+  if (!Number.isInteger(clients) || clients < 1 || clients > 20) throw new Error('--clients: 1 to 20');
+  await runDemo({
+    clients,
+    keepRunning: values['keep-running'],
+    xdsPort: Number(values['xds-port']),
+    httpPort: Number(values['http-port']),
+  });
+  process.exit(0);
+}
+
 const [command, ...rest] = process.argv.slice(2);
-const commands: Record<string, (argv: string[]) => Promise<void>> = { serve };
+const commands: Record<string, (argv: string[]) => Promise<void>> = { serve, demo };
 
 const run = command ? commands[command] : undefined;
 if (!run) {
