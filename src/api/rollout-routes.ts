@@ -37,7 +37,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, prefix: string[] = []): 
 /** Who asked: an optional header for the audit trail, else "api". */
 export function actor(req: FastifyRequest): string {
   const who = req.headers['x-sluice-user'];
-  return typeof who === 'string' && /^[\w.@ -]{1,64}$/.test(who) ? who : 'api';
+  return typeof who === 'string' && /^[\w.@: -]{1,64}$/.test(who) ? who : 'api';
 }
 
 export function rolloutRoutes(rollouts: RolloutController) {

@@ -2,6 +2,7 @@
 import { parseConfig, FLAG_NAMES } from '../config.js';
 import { startSluice } from '../main.js';
 import { runDemo } from '../demo/demo.js';
+import { CLIENT_USAGE, clientCommand } from './client.js';
 import { parseArgs } from 'node:util';
 
 const USAGE = `usage: sluice <command> [options]
@@ -13,6 +14,8 @@ commands:
 
 serve options (each also from SLUICE_<NAME>, e.g. SLUICE_XDS_PORT):
 ${FLAG_NAMES.map((f) => `  --${f}`).join('\n')}
+
+${CLIENT_USAGE}
 `;
 
 async function serve(argv: string[]): Promise<void> {
@@ -52,7 +55,13 @@ async function demo(argv: string[]): Promise<void> {
 }
 
 const [command, ...rest] = process.argv.slice(2);
-const commands: Record<string, (argv: string[]) => Promise<void>> = { serve, demo };
+const commands: Record<string, (argv: string[]) => Promise<void>> = {
+  serve,
+  demo,
+  services: (argv) => clientCommand('services', argv),
+  rollout: (argv) => clientCommand('rollout', argv),
+  fleet: (argv) => clientCommand('fleet', argv),
+};
 
 const run = command ? commands[command] : undefined;
 if (!run) {

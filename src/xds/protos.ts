@@ -24,7 +24,7 @@ export const PROTO_DIR = findProtoDir();
 // google/protobuf/descriptor.proto etc. ship with protobufjs; the common ones are built in.
 const PROTOBUFJS_DIR = path.dirname(createRequire(import.meta.url).resolve('protobufjs/package.json'));
 const INCLUDE_DIRS = [
-  ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(PROTO_DIR, d)),
+  ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate', 'prometheus'].map((d) => path.join(PROTO_DIR, d)),
   PROTOBUFJS_DIR,
 ];
 
@@ -38,6 +38,7 @@ const ENTRY_FILES = [
   'envoy/service/endpoint/v3/eds.proto',
   'envoy/service/load_stats/v3/lrs.proto',
   'envoy/service/accesslog/v3/als.proto',
+  'envoy/service/metrics/v3/metrics_service.proto',
   'envoy/config/bootstrap/v3/bootstrap.proto',
   'envoy/config/listener/v3/listener.proto',
   'envoy/config/route/v3/route.proto',
