@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite uses, if missing: python3-grpcio (gRPC C-core
-# xDS client), etcd-server (multi-replica store), prometheus (analysis provider) and
+# xDS client), prometheus (analysis provider) and
 # docker-compose (validates docker-compose.yml without an engine). Needs root or sudo.
 set -euo pipefail
-wanted=(python3-grpcio etcd-server prometheus docker-compose)
+wanted=(python3-grpcio prometheus docker-compose)
 missing=()
 for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,7 +4,7 @@
 // zod union: that way an error points at the offending field (['steps', 2, 'setWeight'])
 // instead of a vague union failure on the whole step.
 import { z } from 'zod';
-import { durationString } from './duration.js';
+import { durationString, parseDuration } from './duration.js';
 
 /** Exactly one key of T is set; the others are absent. */
 type OneOf<T> = { [K in keyof T]: Pick<T, K> & { [O in Exclude<keyof T, K>]?: undefined } }[keyof T];
@@ -76,14 +76,72 @@ export const HeaderRouteSchema = z.strictObject({
 });
 export type HeaderRoute = z.output<typeof HeaderRouteSchema>;
 
-export type Step = OneOf<{ setWeight: number; pause: { duration?: string } }>;
+// Analysis: measurements of the canary taken every `interval` (API.md "Analysis", docs/analysis.md).
+export type AnalysisMetric = { name: string } & OneOf<{
+  successRate: { min: number };
+  latencyP99: { maxMs: number };
+  successRateDrop: { max: number };
+  latencyRise: { maxMs: number };
+  prometheus: { address: string; query: string; min?: number; max?: number };
+}>;
+const METRIC_KINDS = ['successRate', 'latencyP99', 'successRateDrop', 'latencyRise', 'prometheus'] as const;
+const Ratio = z.number().min(0).max(1);
+const Millis = z.number().min(0).max(3_600_000);
+
+export const AnalysisMetricSchema = z
+  .strictObject({
+    name: Name,
+    successRate: z.strictObject({ min: Ratio }).optional(),
+    latencyP99: z.strictObject({ maxMs: Millis }).optional(),
+    successRateDrop: z.strictObject({ max: Ratio }).optional(),
+    latencyRise: z.strictObject({ maxMs: Millis }).optional(),
+    prometheus: z
+      .strictObject({
+        address: z.url({ protocol: /^https?$/ }),
+        query: z.string().min(1).max(4096),
+        min: z.number().optional(),
+        max: z.number().optional(),
+      })
+      .refine((p) => p.min !== undefined || p.max !== undefined, 'a prometheus metric needs min, max or both')
+      .optional(),
+  })
+  .superRefine(exactlyOne(METRIC_KINDS, 'a metric'))
+  .transform((m) => m as AnalysisMetric);
+
+export const AnalysisSchema = z.strictObject({
+  // Windows shorter than a second hold less than one load report per node.
+  interval: durationString('15m').refine((d) => parseDuration(d) >= 1000, 'must be at least 1s'),
+  /** Background: stop after this many measurements (default: run to the end). Step: successes needed (default 1). */
+  count: z.int().min(1).max(10_000).optional(),
+  /** Failed measurements tolerated (default 0); one more rolls back. */
+  failureLimit: z.int().min(0).max(1000).optional(),
+  /** Inconclusive measurements tolerated (default 0); one more pauses for a human. */
+  inconclusiveLimit: z.int().min(0).max(1000).optional(),
+  /** Canary requests a window needs to be judged by built-in metrics (default 20). */
+  minRequests: z.int().min(1).max(1_000_000_000).optional(),
+  metrics: z
+    .array(AnalysisMetricSchema)
+    .min(1)
+    .max(20)
+    .superRefine((metrics, ctx) => {
+      const seen = new Set<string>();
+      metrics.forEach((m, i) => {
+        if (seen.has(m.name)) ctx.addIssue({ code: 'custom', message: `duplicate metric name "${m.name}"`, path: [i, 'name'] });
+        seen.add(m.name);
+      });
+    }),
+});
+export type AnalysisSpec = z.output<typeof AnalysisSchema>;
+
+export type Step = OneOf<{ setWeight: number; pause: { duration?: string }; analysis: AnalysisSpec }>;
 
 export const StepSchema = z
   .strictObject({
     setWeight: z.int().min(0).max(100).optional(),
     pause: z.strictObject({ duration: durationString('168h').optional() }).optional(),
+    analysis: AnalysisSchema.optional(),
   })
-  .superRefine(exactlyOne(['setWeight', 'pause'], 'a step'))
+  .superRefine(exactlyOne(['setWeight', 'pause', 'analysis'], 'a step'))
   .transform((s) => s as Step);
 
 export type Sticky = OneOf<{ header: string; cookie: string }>;
@@ -109,6 +167,8 @@ export const RolloutSpecSchema = z.strictObject({
     })
     .optional(),
   sticky: StickySchema.optional(),
+  /** Runs for the whole rollout, from its creation. */
+  analysis: AnalysisSchema.optional(),
 });
 export type RolloutSpec = z.output<typeof RolloutSpecSchema>;
 
@@ -121,6 +181,49 @@ export interface HistoryEntry {
   by: string;
   reason: string;
   step?: number;
+}
+
+export type MeasurementPhase = 'Successful' | 'Failed' | 'Inconclusive';
+
+/** One metric judged over one window. */
+export interface MetricResult {
+  name: string;
+  phase: MeasurementPhase;
+  /** The measured value (ratio, ms, or the query's value); null when there was nothing to measure. */
+  value: number | null;
+  /** Human-readable: the value against its threshold, or why it is inconclusive. */
+  message: string;
+}
+
+/** All metrics of one analysis run judged over one window: Failed if any failed, else
+ *  Inconclusive if any was, else Successful. */
+export interface Measurement {
+  run: string;
+  from: string;
+  to: string;
+  phase: MeasurementPhase;
+  /** Canary (and stable) requests the data plane reported in the window. */
+  requests: Record<string, number>;
+  metrics: MetricResult[];
+}
+
+/** An analysis in progress: the rollout's background one, or the current analysis step's. */
+export interface AnalysisRun {
+  /** 'background' or 'step <i>'. */
+  run: string;
+  startedAt: string;
+  /** When the next window closes and is measured. */
+  nextAt: string;
+  successful: number;
+  failed: number;
+  /** Since the start, or since a human resumed after an inconclusive pause. */
+  inconclusive: number;
+}
+
+export interface AnalysisState {
+  runs: AnalysisRun[];
+  /** The most recent measurements (bounded); failures and inconclusive ones are in history too. */
+  measurements: Measurement[];
 }
 
 /** Live state of one rollout; plain JSON, stored as-is. Only rollout/machine.ts changes it. */
@@ -143,8 +246,9 @@ export interface RolloutState {
   awaitingAck: { canaryWeight: number; since: string } | null;
   /** Timed pause in force: absolute deadline (survives restarts: the pause resumes with the time it had left). */
   pauseUntil: string | null;
-  /** Why we are Paused: 'step' (pause without duration), 'user' (pause action), or null. */
-  pausedBy: 'step' | 'user' | null;
+  /** Why we are Paused: 'step' (pause without duration), 'user' (pause action), 'analysis'
+   *  (too many inconclusive measurements), or null. */
+  pausedBy: 'step' | 'user' | 'analysis' | null;
   /** When a user pauses during a timed pause, the ms that were left; resume restores it. */
   pauseRemainingMs: number | null;
   /** When the fleet first ACKed the current weight (null until it has, reset when the weight changes). */
@@ -152,4 +256,6 @@ export interface RolloutState {
   createdAt: string;
   updatedAt: string;
   history: HistoryEntry[];
+  /** Present when the spec has analysis (background or steps); absent in older stored rollouts. */
+  analysis?: AnalysisState;
 }

@@ -1,6 +1,7 @@
 // A service and its versions, as users declare them over REST. No dependencies beyond zod.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { durationString } from './duration.js';
 
 export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const nameMessage = 'letters, digits, ".", "_" or "-", starting with a letter or digit, at most 63 characters';
@@ -20,6 +21,29 @@ export const VersionSchema = z.strictObject({
   protocol: z.enum(['http1', 'http2', 'grpc']).optional(),
 });
 
+/** Conditions a request is retried on. gRPC clients honour only the gRPC status ones. */
+export const RETRY_ON = [
+  '5xx',
+  'gateway-error',
+  'reset',
+  'connect-failure',
+  'retriable-4xx',
+  'refused-stream',
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+] as const;
+export const GRPC_RETRY_ON: readonly string[] = ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'];
+
+export const RetriesSchema = z.strictObject({
+  attempts: z.int().min(1).max(10),
+  on: z.array(z.enum(RETRY_ON)).min(1).default(['connect-failure', 'refused-stream', 'unavailable']),
+  /** Envoy only. */
+  perTryTimeout: durationString('5m').optional(),
+});
+
 const DomainSchema = z
   .string()
   .min(1)
@@ -33,6 +57,9 @@ export const ServiceSchema = z
       .refine((v) => Object.keys(v).length > 0, 'at least one version is required'),
     stable: NameSchema,
     domains: z.array(DomainSchema).min(1).max(100).optional(),
+    /** Whole-request timeout (Envoy: route timeout; gRPC: max stream duration). */
+    timeout: durationString('1h').optional(),
+    retries: RetriesSchema.optional(),
   })
   .superRefine((s, ctx) => {
     if (!(s.stable in s.versions))

@@ -8,8 +8,12 @@
 //                   (it can be ACKed but not yet completed only while the user has paused)
 //   pause {d}     → pauseUntil is set, or (user-paused) pauseRemainingMs holds what was left
 //   pause {}      → phase Paused, pausedBy 'step'
+//   analysis {..} → an analysis run named 'step <i>' is in analysis.runs
+// Analysis runs (the background one and a step's) are measured by the controller every
+// interval; it feeds each measurement back as an 'analysisMeasured' event, and only this file
+// decides what a measurement means: count it, roll back, pause, or complete the step.
 import { parseDuration } from '../model/duration.js';
-import type { RolloutSpec, RolloutState } from '../model/rollout.js';
+import type { AnalysisRun, AnalysisSpec, Measurement, RolloutSpec, RolloutState } from '../model/rollout.js';
 
 export type RolloutEvent =
   | { type: 'fleetAcked'; canaryWeight: number } // fleet ACKed routes carrying this canary weight
@@ -17,7 +21,8 @@ export type RolloutEvent =
   | { type: 'promote'; full?: boolean }
   | { type: 'pause' }
   | { type: 'resume' }
-  | { type: 'rollback'; reason?: string };
+  | { type: 'rollback'; reason?: string }
+  | { type: 'analysisMeasured'; measurement: Measurement }; // a window of an analysis run was judged
 
 /** An action that is illegal in the rollout's phase; the API answers it with HTTP 409. */
 export class TransitionError extends Error {
@@ -35,7 +40,12 @@ interface Ctx {
   s: RolloutState;
   now: Date;
   by: string;
+  /** Set by every change: history entries, and measurements that need none. */
+  changed: boolean;
 }
+
+/** Measurements kept in the rollout; older ones survive only as history entries (failures, inconclusive). */
+export const MAX_MEASUREMENTS = 100;
 
 export function createRollout(id: string, spec: RolloutSpec, stable: string, now: Date, by: string): RolloutState {
   if (spec.canary === stable) throw new TransitionError('conflict', `canary "${spec.canary}" is already the stable version`);
@@ -60,24 +70,31 @@ export function createRollout(id: string, spec: RolloutSpec, stable: string, now
     updatedAt: at,
     history: [],
   };
-  const c = { s, now, by };
+  if (spec.analysis || spec.steps.some((st) => st.analysis)) s.analysis = { runs: [], measurements: [] };
+  const c = { s, now, by, changed: false };
   record(c, 'Created', `rollout of ${spec.canary} over ${stable}`);
+  if (spec.analysis) startRun(c, 'background', spec.analysis);
   enterStep(c);
   run(c);
   return s;
 }
 
 export function transition(state: RolloutState, event: RolloutEvent, now: Date, by: string): { state: RolloutState; changed: boolean } {
-  const c: Ctx = { s: structuredClone(state), now, by };
+  const c: Ctx = { s: structuredClone(state), now, by, changed: false };
   apply(c, event);
-  // Every change records history, so a longer history is exactly "something changed";
-  // otherwise hand back the caller's object so nothing needs storing or pushing.
-  return c.s.history.length > state.history.length ? { state: c.s, changed: true } : { state, changed: false };
+  // Unchanged: hand back the caller's object so nothing needs storing or pushing.
+  return c.changed ? { state: c.s, changed: true } : { state, changed: false };
 }
 
 /** When a 'tick' is due: the end of the timed pause in force, if any. */
 export function nextWakeAt(state: RolloutState): Date | null {
   return state.phase === 'Progressing' && state.pauseUntil !== null ? new Date(state.pauseUntil) : null;
+}
+
+/** Analysis runs whose next window closes at `at` (the controller measures them then). */
+export function analysisDue(state: RolloutState): { run: string; at: Date; spec: AnalysisSpec }[] {
+  if (!isActive(state) || !state.analysis) return [];
+  return state.analysis.runs.map((r) => ({ run: r.run, at: new Date(r.nextAt), spec: runSpec(state, r.run) }));
 }
 
 export function isActive(state: RolloutState): boolean {
@@ -99,9 +116,8 @@ function apply(c: Ctx, e: RolloutEvent): void {
     case 'promote':
       assertActive(s, 'promote');
       if (e.full) return promoted(c, `full promotion from step ${s.step}`);
-      // Leave whatever the current step waits for (pause, user pause, ACK) and go on.
-      s.phase = 'Progressing';
-      s.pausedBy = null;
+      // Leave whatever the current step waits for (pause, user pause, ACK, analysis) and go on.
+      leavePause(s);
       completeStep(c, 'promoted');
       return run(c);
     case 'pause':
@@ -119,8 +135,7 @@ function apply(c: Ctx, e: RolloutEvent): void {
       assertActive(s, 'resume');
       if (s.phase === 'Progressing') return;
       if (s.pausedBy === 'step') throw new TransitionError('conflict', `step ${s.step} is a pause without duration: promote to go on`);
-      s.phase = 'Progressing';
-      s.pausedBy = null;
+      leavePause(s);
       if (s.pauseRemainingMs !== null) {
         s.pauseUntil = new Date(c.now.getTime() + s.pauseRemainingMs).toISOString();
         s.pauseRemainingMs = null;
@@ -129,11 +144,91 @@ function apply(c: Ctx, e: RolloutEvent): void {
       return run(c);
     case 'rollback':
       assertActive(s, 'roll back');
-      s.phase = 'RolledBack';
-      setCanaryWeight(s, 0);
-      endSchedule(s);
-      return record(c, 'RolledBack', e.reason?.trim() || 'manual rollback', s.step);
+      return rollBack(c, e.reason?.trim() || 'manual rollback');
+    case 'analysisMeasured':
+      return measured(c, e.measurement);
   }
+}
+
+function rollBack(c: Ctx, reason: string): void {
+  const { s } = c;
+  s.phase = 'RolledBack';
+  setCanaryWeight(s, 0);
+  endSchedule(s);
+  record(c, 'RolledBack', reason, s.step);
+}
+
+/** Leaving any pause; a human who resumes after an inconclusive pause starts that count afresh. */
+function leavePause(s: RolloutState): void {
+  if (s.pausedBy === 'analysis') for (const r of s.analysis!.runs) r.inconclusive = 0;
+  s.phase = 'Progressing';
+  s.pausedBy = null;
+}
+
+function startRun(c: Ctx, run: string, spec: AnalysisSpec): void {
+  const at = c.now.getTime();
+  c.s.analysis!.runs.push({
+    run,
+    startedAt: new Date(at).toISOString(),
+    nextAt: new Date(at + parseDuration(spec.interval)).toISOString(),
+    successful: 0,
+    failed: 0,
+    inconclusive: 0,
+  });
+}
+
+function runSpec(s: RolloutState, run: string): AnalysisSpec {
+  return run === 'background' ? s.spec.analysis! : s.spec.steps[Number(run.slice('step '.length))]!.analysis!;
+}
+
+/** Counts a judged window; more failures than the limit roll back at once, more inconclusive
+ *  windows than the limit pause for a human. */
+function measured(c: Ctx, m: Measurement): void {
+  const { s } = c;
+  const current = s.analysis?.runs.find((r) => r.run === m.run);
+  // A run that ended (or an earlier run of the same name) may still deliver a late window.
+  if (!isActive(s) || !current || Date.parse(m.from) < Date.parse(current.startedAt)) return;
+  const spec = runSpec(s, m.run);
+  const measurements = s.analysis!.measurements;
+  measurements.push(m);
+  if (measurements.length > MAX_MEASUREMENTS) measurements.splice(0, measurements.length - MAX_MEASUREMENTS);
+  current.nextAt = new Date(Date.parse(m.to) + parseDuration(spec.interval)).toISOString();
+  c.changed = true;
+  const detail = m.metrics.filter((r) => r.phase === m.phase).map((r) => `${r.name}: ${r.message}`).join('; ');
+  const step = s.step < s.spec.steps.length ? s.step : undefined;
+  if (m.phase === 'Successful') current.successful++;
+  else if (m.phase === 'Failed') {
+    current.failed++;
+    const limit = spec.failureLimit ?? 0;
+    record(c, 'AnalysisFailed', `${m.run}: ${detail} (failed ${current.failed}, failureLimit ${limit})`, step);
+    if (current.failed > limit) return rollBack(c, `analysis ${m.run} failed ${current.failed} times (failureLimit ${limit}): ${detail}`);
+  } else {
+    current.inconclusive++;
+    const limit = spec.inconclusiveLimit ?? 0;
+    // While paused nobody is waiting on the count: keep the history short for a quiet night.
+    if (s.phase === 'Progressing') {
+      record(c, 'AnalysisInconclusive', `${m.run}: ${detail} (inconclusive ${current.inconclusive}, inconclusiveLimit ${limit})`, step);
+      if (current.inconclusive > limit) {
+        s.phase = 'Paused';
+        s.pausedBy = 'analysis';
+        // Freeze a running timed pause as a user pause would.
+        if (s.pauseUntil !== null) {
+          s.pauseRemainingMs = Math.max(0, Date.parse(s.pauseUntil) - c.now.getTime());
+          s.pauseUntil = null;
+        }
+        record(c, 'PausedByAnalysis', `analysis ${m.run} inconclusive ${current.inconclusive} times (inconclusiveLimit ${limit}): resume or promote to go on, or roll back`, step);
+      }
+    }
+  }
+  if (m.run === 'background' && spec.count !== undefined && current.successful + current.failed + current.inconclusive >= spec.count) {
+    endRun(s, current);
+    record(c, 'AnalysisCompleted', `background analysis took its ${spec.count} measurements`, step);
+  }
+  run(c);
+}
+
+function endRun(s: RolloutState, run: AnalysisRun): void {
+  s.analysis!.runs = s.analysis!.runs.filter((r) => r !== run);
 }
 
 function assertActive(s: RolloutState, action: string): void {
@@ -148,7 +243,11 @@ function run(c: Ctx): void {
     if (step === undefined) return promoted(c, 'all steps done');
     let done: string | null = null;
     if (step.setWeight !== undefined) done = s.awaitingAck === null ? `fleet acknowledged weight ${step.setWeight}` : null;
-    else if (s.pauseUntil !== null && Date.parse(s.pauseUntil) <= c.now.getTime()) done = `pause of ${step.pause.duration} elapsed`;
+    else if (step.analysis !== undefined) {
+      const r = s.analysis!.runs.find((x) => x.run === `step ${s.step}`)!;
+      const needed = step.analysis.count ?? 1;
+      done = r.successful >= needed ? `analysis passed (${r.successful} successful of ${needed} needed)` : null;
+    } else if (s.pauseUntil !== null && Date.parse(s.pauseUntil) <= c.now.getTime()) done = `pause of ${step.pause.duration} elapsed`;
     if (done === null) return;
     completeStep(c, done);
   }
@@ -159,6 +258,8 @@ function completeStep(c: Ctx, reason: string): void {
   s.awaitingAck = null;
   s.pauseUntil = null;
   s.pauseRemainingMs = null;
+  const stepRun = s.analysis?.runs.find((r) => r.run === `step ${s.step}`);
+  if (stepRun) endRun(s, stepRun);
   record(c, 'StepCompleted', `step ${s.step}: ${reason}`, s.step);
   s.step++;
   enterStep(c);
@@ -176,6 +277,9 @@ function enterStep(c: Ctx): void {
     setCanaryWeight(s, step.setWeight);
     s.awaitingAck = { canaryWeight: step.setWeight, since: c.now.toISOString() };
     record(c, 'WeightSet', `step ${i}`, i);
+  } else if (step.analysis !== undefined) {
+    startRun(c, `step ${i}`, step.analysis);
+    record(c, 'AnalysisStarted', `step ${i}: analysis every ${step.analysis.interval} until ${step.analysis.count ?? 1} successful`, i);
   } else if (step.pause.duration !== undefined) {
     // The pause measures time the fleet has actually served the weight, so it counts from the ACK.
     const from = s.lastAckAt !== null ? Date.parse(s.lastAckAt) : c.now.getTime();
@@ -213,9 +317,11 @@ function endSchedule(s: RolloutState): void {
   s.pausedBy = null;
   s.pauseRemainingMs = null;
   s.lastAckAt = null;
+  if (s.analysis) s.analysis.runs = [];
 }
 
 function record(c: Ctx, event: string, reason: string, step?: number): void {
+  c.changed = true;
   const at = c.now.toISOString();
   c.s.updatedAt = at;
   c.s.history.push({ at, event, weights: { ...c.s.weights }, by: c.by, reason, ...(step === undefined ? {} : { step }) });

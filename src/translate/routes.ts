@@ -1,18 +1,47 @@
 // Virtual hosts and routes: header cohorts first (first match wins), then the weighted route
 // with the canary listed first, so raising its weight keeps everyone already on it.
-import { clusterName, domainsOf } from '../model/service.js';
+import { parseDuration } from '../model/duration.js';
+import { clusterName, domainsOf, GRPC_RETRY_ON } from '../model/service.js';
+import type { NamedService } from '../model/service.js';
 import type { Flavour, RouteMatcher, Routing } from './routing.js';
 
 export function virtualHost(routing: Routing, flavour: Flavour): object {
   const { service } = routing;
   const cluster = (version: string) => clusterName(service.name, version, service);
+  const policy = routePolicy(service, flavour);
   const routes: object[] = routing.headerRoutes.map((hr) => ({
     name: `${service.name}/${hr.name}`,
     match: { prefix: '', ...matchersFor(hr.match, flavour) },
-    route: { cluster: cluster(hr.version) },
+    route: { cluster: cluster(hr.version), ...policy },
   }));
-  routes.push({ name: `${service.name}/default`, match: { prefix: '' }, route: splitAction(routing, flavour, cluster) });
+  routes.push({ name: `${service.name}/default`, match: { prefix: '' }, route: { ...splitAction(routing, flavour, cluster), ...policy } });
   return { name: service.name, domains: domainsOf(service), routes };
+}
+
+const duration = (text: string) => {
+  const ms = parseDuration(text);
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+};
+
+/** Timeout and retries of a service, in the fields each kind of client reads. */
+function routePolicy(service: NamedService, flavour: Flavour): object {
+  const out: Record<string, unknown> = {};
+  if (service.timeout) {
+    // gRPC clients ignore the route timeout and read max_stream_duration (gRFC A31).
+    if (flavour === 'envoy') out.timeout = duration(service.timeout);
+    else out.max_stream_duration = { max_stream_duration: duration(service.timeout) };
+  }
+  const r = service.retries;
+  if (r) {
+    const on = flavour === 'envoy' ? r.on : r.on.filter((c) => GRPC_RETRY_ON.includes(c));
+    if (on.length > 0)
+      out.retry_policy = {
+        retry_on: on.join(','),
+        num_retries: { value: r.attempts },
+        ...(flavour === 'envoy' && r.perTryTimeout ? { per_try_timeout: duration(r.perTryTimeout) } : {}),
+      };
+  }
+  return out;
 }
 
 function splitAction(routing: Routing, flavour: Flavour, cluster: (v: string) => string): object {

@@ -126,7 +126,7 @@ describe('RolloutSpecSchema', () => {
 
   it('explains an exactly-one failure in words', () => {
     const r = RolloutSpecSchema.safeParse(withChange((s) => (s.steps[0] = { setWeight: 5, pause: {} })));
-    expect(r.error?.issues.map((i) => i.message)).toContain('a step needs exactly one of setWeight, pause (got setWeight, pause)');
+    expect(r.error?.issues.map((i) => i.message)).toContain('a step needs exactly one of setWeight, pause, analysis (got setWeight, pause)');
   });
 
   it('names the unknown key', () => {

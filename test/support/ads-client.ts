@@ -244,6 +244,17 @@ abstract class TestStream<Req extends { node?: NodeInfo | null }, Resp extends {
       throw new Error(`unexpected response(s): ${unexpected.map((r) => `${r.type_url} nonce=${r.nonce}`).join(', ')}`);
   }
 
+  /** The final status of the call; rejects if the server has not ended it within `timeoutMs`. */
+  statusWithin(timeoutMs = 5000): Promise<grpc.StatusObject> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the call was not ended within ${timeoutMs} ms`)), timeoutMs);
+      void this.status.then((s) => {
+        clearTimeout(timer);
+        resolve(s);
+      });
+    });
+  }
+
   /** Takes every queued response. */
   drain(): Resp[] {
     return this.queue.splice(0, this.queue.length);
@@ -253,7 +264,7 @@ abstract class TestStream<Req extends { node?: NodeInfo | null }, Resp extends {
   async close(): Promise<grpc.StatusObject> {
     if (this.cancelled) return this.status;
     if (!this.ended) this.call.end();
-    const timeout = new Promise<undefined>((r) => setTimeout(r, 2000).unref());
+    const timeout = new Promise<undefined>((r) => setTimeout(r, 1000).unref());
     const s = await Promise.race([this.status, timeout]);
     if (!s) this.call.cancel();
     this.client.close();

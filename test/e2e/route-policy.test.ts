@@ -1,0 +1,60 @@
+// Per-service retries and timeouts reach real gRPC clients, and they act on them.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Backend } from '../../src/demo/backend.js';
+import { startBackend } from '../../src/demo/backend.js';
+import type { XdsClient } from '../../src/demo/xds-client.js';
+import { spawnPythonXdsClient, spawnXdsClient } from '../../src/demo/xds-client.js';
+import { TypeUrl } from '../../src/xds/protos.js';
+import { hasPythonGrpc } from '../support/python.js';
+import type { TestSluice } from '../support/sluice.js';
+import { eventually, startTestSluice } from '../support/sluice.js';
+
+const implementations = [
+  { name: 'grpc-js-xds', spawn: spawnXdsClient, available: true },
+  { name: 'C-core (python3-grpcio)', spawn: spawnPythonXdsClient, available: hasPythonGrpc() },
+] as const;
+
+for (const impl of implementations) {
+  describe.runIf(impl.available)(`route policy with ${impl.name}`, () => {
+    let sluice: TestSluice;
+    let flaky: Backend;
+    let client: XdsClient;
+
+    beforeAll(async () => {
+      sluice = await startTestSluice();
+      flaky = await startBackend({ version: 'v1', errorRate: 0.5 });
+      client = await impl.spawn({ nodeId: 'policy', xdsPort: sluice.xdsPort });
+    });
+    afterAll(async () => {
+      await client?.stop();
+      await flaky?.stop();
+      await sluice?.stop();
+    });
+
+    const declare = async (extra: object) =>
+      expect(
+        (await sluice.api('PUT', '/v1/services/flaky', { versions: { v1: { endpoints: [{ address: '127.0.0.1', port: flaky.port }] } }, stable: 'v1', ...extra })).status,
+      ).toBeLessThan(300);
+
+    it('retries UNAVAILABLE as configured, and the client accepts timeout and retry policy', async () => {
+      await declare({});
+      await eventually(async () => (await client.call('flaky', 5)).versions.v1 !== undefined, 15_000, 100);
+      const without = await client.call('flaky', 200);
+      await declare({ timeout: '2s', retries: { attempts: 4, on: ['unavailable', '5xx'] } });
+      // Wait until the client has ACKed the new routes, then measure.
+      await eventually(async () => {
+        const node = (await sluice.api('GET', '/v1/fleet')).body.nodes[0];
+        const rds = node?.types[TypeUrl.RouteConfiguration];
+        return rds && rds.ackedVersion === rds.sentVersion && (await sluice.xds.awaitConvergence(TypeUrl.RouteConfiguration, 1000)).every((n) => n.state === 'acked');
+      });
+      const withRetries = await client.call('flaky', 200);
+      const failed = (r: typeof without) => Object.values(r.errors).reduce((a, b) => a + b, 0);
+      console.log(`${impl.name}: 50% failing backend, failures of 200 calls without retries ${failed(without)}, with 4 retries ${failed(withRetries)}`);
+      expect(failed(without)).toBeGreaterThan(60);
+      // gRPC clients make at most 5 attempts and back off between them; expect a several-fold drop.
+      expect(failed(withRetries)).toBeLessThan(failed(without) / 2.5);
+      const node = (await sluice.api('GET', '/v1/fleet')).body.nodes[0];
+      expect(node.types[TypeUrl.RouteConfiguration].lastNack).toBeNull();
+    });
+  });
+}
