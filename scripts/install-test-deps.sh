@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite uses, if missing: python3-grpcio (gRPC C-core
 # xDS client), prometheus (analysis provider) and
-# docker-compose (validates docker-compose.yml without an engine). Needs root or sudo.
+# docker-compose (validates docker-compose.yml without an engine), openssl (test certificates).
+# Needs root or sudo.
 set -euo pipefail
-wanted=(python3-grpcio prometheus docker-compose)
+wanted=(python3-grpcio prometheus docker-compose openssl)
 missing=()
 for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

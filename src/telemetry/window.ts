@@ -104,7 +104,6 @@ export class WindowedStats {
   clusters(): string[] {
     return [...this.slots.keys()].sort();
   }
-
 }
 
 /** Drops slots older than `oldest`; returns how many are left. */

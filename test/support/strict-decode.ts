@@ -90,7 +90,8 @@ const isSpecialJson = (name: string) =>
   WRAPPERS.has(name) || ['Duration', 'Timestamp', 'Struct', 'Value', 'ListValue', 'FieldMask'].some((n) => name === `google.protobuf.${n}`);
 
 function fieldByKey(type: protobuf.Type, key: string): protobuf.Field | undefined {
-  return type.fields[key] ?? type.fieldsArray.find((f) => (f.options?.json_name ?? protobuf.util.camelCase(f.name)) === key);
+  if (hasOwn(type.fields, key)) return type.fields[key];
+  return type.fieldsArray.find((f) => (f.options?.json_name ?? protobuf.util.camelCase(f.name)) === key);
 }
 
 /** The real oneof a field belongs to (proto3 `optional` makes synthetic ones named `_x`). */
@@ -123,7 +124,8 @@ function walkWire(type: protobuf.Type, bytes: Uint8Array, path: string, ctx: Ctx
         continue;
       }
       const at = join(path, field.name);
-      const packed = field.repeated && wt === 2 && (protobuf.types.packed as Record<string, number>)[field.type] !== undefined;
+      const packable = field.resolvedType instanceof protobuf.Enum || (protobuf.types.packed as Record<string, number>)[field.type] !== undefined;
+      const packed = field.repeated && wt === 2 && packable;
       const expected = field.map ? 2 : wireTypeOf(field);
       if (wt !== expected && !packed) {
         ctx.add(at, `wire type ${wt} where ${nameOf(type)}.${field.name} needs ${expected}`);
@@ -177,10 +179,8 @@ function messageToJson(type: protobuf.Type, msg: protobuf.Message | Record<strin
       const json = messageToJson(inner, inner.decode(m.value as Uint8Array));
       return isSpecialJson(nameOf(inner)) ? { '@type': url, value: json } : { '@type': url, ...(json as Obj) };
     }
-    case 'google.protobuf.Duration': {
-      const seconds = Number(m.seconds ?? 0) + Number(m.nanos ?? 0) / 1e9;
-      return `${Number(seconds.toFixed(9))}s`;
-    }
+    case 'google.protobuf.Duration':
+      return durationJson(m.seconds, m.nanos);
     case 'google.protobuf.Timestamp':
       return new Date(Number(m.seconds ?? 0) * 1000 + Math.floor(Number(m.nanos ?? 0) / 1e6)).toISOString();
     case 'google.protobuf.Struct':
@@ -203,6 +203,13 @@ function messageToJson(type: protobuf.Type, msg: protobuf.Message | Record<strin
     } else out[f.name] = elementToJson(f, v);
   }
   return out;
+}
+
+/** Proto3 JSON form of a duration: "1s", "0.250s". */
+function durationJson(seconds: unknown, nanos: unknown): string {
+  const fraction = String(Math.abs(Number(nanos ?? 0))).padStart(9, '0').replace(/0+$/, '');
+  const sign = Number(nanos ?? 0) < 0 && Number(seconds ?? 0) === 0 ? '-' : '';
+  return `${sign}${String(seconds ?? 0)}${fraction ? `.${fraction}` : ''}s`;
 }
 
 function valueToJson(v: object): Json {
@@ -276,8 +283,11 @@ function checkField(field: protobuf.Field, v: Json, path: string, ctx: Ctx): Jso
     const keyType = (field as protobuf.MapField).keyType;
     return Object.fromEntries(
       Object.entries(v).map(([k, x]) => {
-        if (keyType !== 'string') checkScalar(keyType, keyType === 'bool' ? k === 'true' || k === 'false' : /^-?\d+$/.test(k) ? k : {}, `${path}[${k}]`, ctx);
-        return [k, checkElement(field, x, `${path}[${JSON.stringify(k)}]`, ctx)];
+        const at = `${path}[${JSON.stringify(k)}]`;
+        // JSON map keys are strings; non-string key types must spell their value.
+        const keyOk = keyType === 'string' || (keyType === 'bool' ? k === 'true' || k === 'false' : /^-?\d+$/.test(k));
+        if (!keyOk) ctx.add(at, `map key must be a ${keyType}`);
+        return [k, checkElement(field, x, at, ctx)];
       }),
     );
   }
@@ -380,7 +390,8 @@ function checkSpecial(type: protobuf.Type, v: Json, path: string, ctx: Ctx): Jso
     if (!f) ctx.add(join(path, k), `unknown field "${k}" in ${name}`);
     else if (x !== null) out[f.name] = checkField(f, x, join(path, f.name), ctx);
   }
-  return WRAPPERS.has(name) ? (out.value ?? type.fields.value!.defaultValue) : name === 'google.protobuf.Duration' ? `${Number(out.seconds ?? 0) + Number(out.nanos ?? 0) / 1e9}s` : out;
+  if (WRAPPERS.has(name)) return out.value ?? type.fields.value!.defaultValue;
+  return name === 'google.protobuf.Duration' ? durationJson(out.seconds, out.nanos) : out;
 }
 
 function suggestion(type: protobuf.Type, key: string): string {
@@ -416,13 +427,16 @@ type Rules = Record<string, Record<string, unknown>>;
 
 function rulesOf(field: protobuf.Field): Rules | undefined {
   const parsed = (field as unknown as { parsedOptions?: Record<string, unknown>[] }).parsedOptions ?? [];
-  const rules = parsed.map((o) => o['(validate.rules)']).filter(isObject) as Rules[];
-  return rules.length ? Object.assign({}, ...rules) : undefined;
+  const parts = parsed.map((o) => o['(validate.rules)']).filter(isObject) as Rules[];
+  if (!parts.length) return undefined;
+  const rules: Rules = {};
+  for (const part of parts) for (const [kind, r] of Object.entries(part)) rules[kind] = { ...rules[kind], ...r };
+  return rules;
 }
 
 /** Proto3 default of a scalar field, to which rules apply when the field is absent. */
 function defaultOf(field: protobuf.Field): Json {
-  if (field.resolvedType instanceof protobuf.Enum) return Object.keys(field.resolvedType.values)[0] ?? 0;
+  if (field.resolvedType instanceof protobuf.Enum) return field.resolvedType.valuesById[0] ?? 0;
   return field.type === 'string' || field.type === 'bytes' ? '' : field.type === 'bool' ? false : 0;
 }
 
@@ -497,6 +511,15 @@ const HEADER_REGEX = {
   HTTP_HEADER_VALUE: [/^[^\u0000-\u0008\u000A-\u001F\u007F]*$/, /^[^\u0000\u000A\u000D]*$/],
 } as const;
 
+/** RE2 patterns are mostly JavaScript patterns; one that JavaScript cannot compile is not checked. */
+function matchesPattern(pattern: string, v: string): boolean {
+  try {
+    return new RegExp(pattern, 'u').test(v);
+  } catch {
+    return true;
+  }
+}
+
 function checkScalarRules(type: string, rules: Rules, v: Json, at: string, ctx: Ctx): void {
   if (type === 'string' && rules.string && typeof v === 'string') {
     const r = rules.string;
@@ -514,7 +537,7 @@ function checkScalarRules(type: string, rules: Rules, v: Json, at: string, ctx: 
     if (typeof r.contains === 'string' && !v.includes(r.contains)) fail(`must contain ${r.contains}`);
     if (Array.isArray(r.in) && !r.in.includes(v)) fail(`must be one of ${r.in.join(', ')}`);
     if (Array.isArray(r.not_in) && r.not_in.includes(v)) fail('is not allowed');
-    if (typeof r.pattern === 'string' && !new RegExp(r.pattern, 'u').test(v)) fail(`does not match ${r.pattern}`);
+    if (typeof r.pattern === 'string' && !matchesPattern(r.pattern, v)) fail(`does not match ${r.pattern}`);
     const wk = HEADER_REGEX[r.well_known_regex as keyof typeof HEADER_REGEX];
     if (wk && !wk[r.strict === false ? 1 : 0].test(v)) fail(`is not a valid ${r.well_known_regex}`);
     if ((r.ip || r.address) && net.isIP(v) === 0 && !(r.address && /^[A-Za-z0-9.-]+$/.test(v))) fail('is not an address');
@@ -560,6 +583,9 @@ export const ENVOY_RULES: Record<string, Rule> = {
     if (!l.address) ctx.add(path, 'a socket listener needs an address');
     if (!list(l.filter_chains).length && !l.default_filter_chain) ctx.add(path, 'a socket listener needs a filter chain');
   },
+  // Extensions are found by the type of typed_config (lookup by name is gone since 1.2x).
+  'envoy.config.listener.v3.Filter': (f, path, ctx) => needsTypedConfig(f, path, ctx),
+  'envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter': (f, path, ctx) => needsTypedConfig(f, path, ctx),
   // FilterChainUtility: the router is the terminal HTTP filter and must come last, once.
   'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager': (hcm, path, ctx) => {
     const filters = list(hcm.http_filters).map(obj);
@@ -624,6 +650,10 @@ export const ENVOY_RULES: Record<string, Rule> = {
     });
   },
 };
+
+function needsTypedConfig(f: Obj, path: string, ctx: Ctx): void {
+  if (!f.typed_config && !f.config_discovery && !f.is_optional) ctx.add(path, `filter "${f.name}" needs typed_config`);
+}
 
 /** The full type name in an Any's JSON form (`{"@type": ".../envoy.x.Y"}`), or undefined. */
 export function typeNameOfAny(any: Json | undefined): string | undefined {
