@@ -8,6 +8,7 @@ import { fleetRoutes } from './api/fleet-routes.js';
 import { serviceRoutes } from './api/services-routes.js';
 import { eventRoutes } from './api/events-routes.js';
 import { openApiRoutes } from './api/openapi.js';
+import { dashboardRoutes } from './api/dashboard-routes.js';
 import { rolloutRoutes } from './api/rollout-routes.js';
 import { RolloutController } from './rollout/controller.js';
 import type { Config } from './config.js';
@@ -75,7 +76,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     log,
     apiToken: config.apiToken,
     ready: () => ready,
-    routes: [serviceRoutes(registry), rolloutRoutes(rollouts), fleetRoutes(xds), eventRoutes(rollouts), openApiRoutes()],
+    routes: [serviceRoutes(registry), rolloutRoutes(rollouts), fleetRoutes(xds), eventRoutes(rollouts), openApiRoutes(), dashboardRoutes()],
   });
   await api.listen({ host: config.host, port: config.httpPort });
   const address = api.server.address();

@@ -13,7 +13,8 @@ export interface ApiOptions {
   ready: () => boolean;
 }
 
-const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json']);
+// The dashboard page itself holds no data; it asks for the token when the API answers 401.
+const OPEN_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics', '/openapi.json']);
 
 export function buildApi(opts: ApiOptions): FastifyInstance {
   const app: FastifyInstance = Fastify({

@@ -1,23 +1,32 @@
 // Drives rollouts: every transition is stored before it is pushed, timers fire timed pauses,
-// and a weight step completes when the fleet has ACKed the routes that carry it.
+// a weight step completes when the fleet has ACKed the routes that carry it, and analysis runs
+// are measured when their windows close.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ServiceRegistry } from '../control/services.js';
 import { ConflictError, NotFoundError } from '../control/services.js';
 import { Serial } from '../control/serial.js';
-import type { RolloutSpec, RolloutState } from '../model/rollout.js';
+import type { AnalysisSpec, Measurement, RolloutSpec, RolloutState } from '../model/rollout.js';
 import type { Service } from '../model/service.js';
 import type { Store } from '../store/store.js';
 import type { Routing } from '../translate/routing.js';
 import { stableRouting } from '../translate/routing.js';
 import type { NodeConvergence } from '../xds/server.js';
 import type { RolloutEvent } from './machine.js';
-import { createRollout, isActive, nextWakeAt, transition } from './machine.js';
+import { analysisDue, createRollout, isActive, nextWakeAt, transition } from './machine.js';
 
 export interface FleetSync {
   /** Resolves when every connected node holds the current routes, or at the timeout. */
   awaitRoutes(timeoutMs: number): Promise<NodeConvergence[]>;
+}
+
+/** Measures analysis windows (src/analysis/analyzer.ts). */
+export interface RolloutAnalyzer {
+  /** A window may not close before this (after a restart, telemetry is still being collected). */
+  earliestClose(spec: AnalysisSpec): Date;
+  /** Judges the window of `run` that closes at `to`; never throws for a metric's sake. */
+  measure(state: RolloutState, run: string, spec: AnalysisSpec, to: Date): Promise<Measurement>;
 }
 
 export interface RolloutControllerOptions {
@@ -27,6 +36,8 @@ export interface RolloutControllerOptions {
   log: Logger;
   /** Publishes the current routing; resolves once the xDS cache holds it. */
   publish(urgent: boolean): Promise<void>;
+  /** Without one, analysis runs are never measured (and analysis steps never complete). */
+  analyzer?: RolloutAnalyzer;
   now?: () => Date;
 }
 
@@ -41,10 +52,13 @@ export class InvalidRolloutError extends Error {
 
 const ACK_WAIT_MS = 10_000;
 const RETRY_AFTER_REJECT_MS = 1000;
+const RETRY_MEASUREMENT_MS = 1000;
 
 export class RolloutController extends EventEmitter<{ change: [RolloutState] }> {
   private readonly rollouts = new Map<string, RolloutState>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** By service and run: the window close the timer is for (kept until its measurement is applied). */
+  private readonly analysisTimers = new Map<string, { to: number; timer: NodeJS.Timeout }>();
   private readonly watching = new Set<string>();
   private readonly serial = new Serial();
   private closed = false;
@@ -115,13 +129,13 @@ export class RolloutController extends EventEmitter<{ change: [RolloutState] }> 
     });
   }
 
-  /** Applies an action or an event; rollbacks are pushed without any debounce. */
+  /** Applies an action or an event; rollbacks (by hand or by analysis) are pushed without any debounce. */
   act(service: string, event: RolloutEvent, by: string): Promise<RolloutState> {
     return this.serial.run(async () => {
       const current = this.rollouts.get(service);
       if (!current) throw new NotFoundError(`no rollout for service "${service}"`);
       const { state, changed } = transition(current, event, this.now(), by);
-      if (changed) await this.commit(state, event.type === 'rollback');
+      if (changed) await this.commit(state, state.phase === 'RolledBack');
       return state;
     });
   }
@@ -135,6 +149,8 @@ export class RolloutController extends EventEmitter<{ change: [RolloutState] }> 
     this.closed = true;
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    for (const t of this.analysisTimers.values()) clearTimeout(t.timer);
+    this.analysisTimers.clear();
   }
 
   /** Store first (a crash loses nothing acknowledged), then push, then tell watchers. */
@@ -162,6 +178,7 @@ export class RolloutController extends EventEmitter<{ change: [RolloutState] }> 
 
   private arm(state: RolloutState): void {
     if (this.closed) return;
+    this.armAnalysis(state);
     const old = this.timers.get(state.service);
     if (old) clearTimeout(old);
     this.timers.delete(state.service);
@@ -179,6 +196,52 @@ export class RolloutController extends EventEmitter<{ change: [RolloutState] }> 
       this.timers.set(state.service, timer);
     }
     if (state.awaitingAck && !this.watching.has(state.service)) void this.watchFleet(state.service);
+  }
+
+  /** One timer per analysis run, at the close of its next window. */
+  private armAnalysis(state: RolloutState): void {
+    const analyzer = this.opts.analyzer;
+    const due = analyzer ? analysisDue(state) : [];
+    const prefix = `${state.service}\0`;
+    for (const [key, t] of this.analysisTimers)
+      if (key.startsWith(prefix) && !due.some((d) => prefix + d.run === key)) {
+        clearTimeout(t.timer);
+        this.analysisTimers.delete(key);
+      }
+    for (const { run, at, spec } of due) {
+      const key = prefix + run;
+      const to = Math.max(at.getTime(), analyzer!.earliestClose(spec).getTime());
+      const armed = this.analysisTimers.get(key);
+      if (armed?.to === to) continue; // armed, or being measured
+      if (armed) clearTimeout(armed.timer);
+      const timer = setTimeout(() => void this.measure(state.service, run, key, to), Math.max(0, to - this.now().getTime()));
+      timer.unref();
+      this.analysisTimers.set(key, { to, timer });
+    }
+  }
+
+  /** Measures a closed window and feeds it to the machine, which decides what it means. */
+  private async measure(service: string, run: string, key: string, to: number): Promise<void> {
+    let failed = false;
+    try {
+      const current = this.rollouts.get(service);
+      const due = current && analysisDue(current).find((d) => d.run === run);
+      if (!current || !due) return;
+      const measurement = await this.opts.analyzer!.measure(current, run, due.spec, new Date(to));
+      if (this.closed) return;
+      await this.act(service, { type: 'analysisMeasured', measurement }, 'analysis');
+    } catch (err) {
+      failed = true;
+      this.opts.log.error({ err, service, run }, 'analysis measurement failed');
+    } finally {
+      // Applying the measurement re-armed the run for its next window; otherwise nothing is due.
+      if (this.analysisTimers.get(key)?.to === to) this.analysisTimers.delete(key);
+    }
+    if (failed)
+      setTimeout(() => {
+        const r = this.rollouts.get(service);
+        if (r && !this.closed) this.armAnalysis(r);
+      }, RETRY_MEASUREMENT_MS).unref();
   }
 
   /** Reports `fleetAcked` once every connected node holds the routes with the awaited weight. */

@@ -186,8 +186,9 @@ function runSpec(s: RolloutState, run: string): AnalysisSpec {
 function measured(c: Ctx, m: Measurement): void {
   const { s } = c;
   const current = s.analysis?.runs.find((r) => r.run === m.run);
-  // A run that ended (or an earlier run of the same name) may still deliver a late window.
-  if (!isActive(s) || !current || Date.parse(m.from) < Date.parse(current.startedAt)) return;
+  // Only the window the run waits for counts: a late or repeated measurement, or one of a run
+  // that ended (or of an earlier run of the same name), closes before that.
+  if (!isActive(s) || !current || Date.parse(m.to) < Date.parse(current.nextAt)) return;
   const spec = runSpec(s, m.run);
   const measurements = s.analysis!.measurements;
   measurements.push(m);

@@ -176,3 +176,19 @@ describe('bad input', () => {
     expect(res.body.components.schemas.Service.additionalProperties).toBe(false);
   });
 });
+
+describe('dashboard', () => {
+  it('serves the page at / without a token; its data calls still need one', async () => {
+    const sluice = await startTestSluice({ apiToken: 'tok' });
+    try {
+      const res = await fetch(`http://127.0.0.1:${sluice.httpPort}/`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/text\/html/);
+      const html = await res.text();
+      for (const part of ['id="rollouts"', 'id="fleet"', "new EventSource('/v1/events')", "'/v1/rollouts/'"]) expect(html).toContain(part);
+      expect((await sluice.api('GET', '/v1/events')).status).toBe(401);
+    } finally {
+      await sluice.stop();
+    }
+  });
+});

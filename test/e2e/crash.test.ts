@@ -109,7 +109,7 @@ describe('crash safety', () => {
       return r.phase === 'Paused' ? r : undefined;
     }, 15_000, 100);
     expect(next.weights).toEqual({ v1: 100, v2: 0 });
-    const resumedAt = Date.parse(next.history.find((h: { event: string; reason: string }) => h.event === 'StepCompleted' && h.step === 1)?.at ?? '');
+    const resumedAt = Date.parse(next.history.find((h: { event: string; step?: number }) => h.event === 'StepCompleted' && h.step === 1)?.at ?? '');
     expect(resumedAt).toBeGreaterThanOrEqual(Date.parse(before.pauseUntil));
     await eventually(async () => (await client.call('echo', 10)).versions.v1 === 10, 5000, 20);
   });

@@ -255,6 +255,15 @@ abstract class TestStream<Req extends { node?: NodeInfo | null }, Resp extends {
     });
   }
 
+  /** Stops reading responses (they pile up in the transport: back-pressure on the server). */
+  pause(): void {
+    this.call.pause();
+  }
+
+  resume(): void {
+    this.call.resume();
+  }
+
   /** Takes every queued response. */
   drain(): Resp[] {
     return this.queue.splice(0, this.queue.length);

@@ -104,14 +104,15 @@ function oneofOf(field: protobuf.Field): protobuf.OneOf | undefined {
 // Wire checks (bytes)
 
 /** protobufjs' wire type per scalar type; enums are varints, messages length-delimited. */
-function wireTypeOf(field: protobuf.Field, type = field.type): number {
+function wireTypeOf(field: protobuf.FieldBase): number {
   if (field.resolvedType instanceof protobuf.Enum) return 0;
   if (field.resolvedType instanceof protobuf.Type) return 2;
-  return (protobuf.types.basic as Record<string, number>)[type] ?? 2;
+  return (protobuf.types.basic as Record<string, number>)[field.type] ?? 2;
 }
 
 function walkWire(type: protobuf.Type, bytes: Uint8Array, path: string, ctx: Ctx): void {
   const r = protobuf.Reader.create(bytes);
+  const seen = new Map<number, number>(); // occurrences per field number: indexes of repeated fields
   try {
     while (r.pos < r.len) {
       const tag = r.uint32();
@@ -123,14 +124,16 @@ function walkWire(type: protobuf.Type, bytes: Uint8Array, path: string, ctx: Ctx
         r.skipType(wt);
         continue;
       }
-      const at = join(path, field.name);
+      const n = seen.get(id) ?? 0;
+      seen.set(id, n + 1);
+      const at = field.repeated && !field.map ? `${join(path, field.name)}[${n}]` : join(path, field.name);
       const packable = field.resolvedType instanceof protobuf.Enum || (protobuf.types.packed as Record<string, number>)[field.type] !== undefined;
       const packed = field.repeated && wt === 2 && packable;
       const expected = field.map ? 2 : wireTypeOf(field);
       if (wt !== expected && !packed) {
         ctx.add(at, `wire type ${wt} where ${nameOf(type)}.${field.name} needs ${expected}`);
         r.skipType(wt);
-      } else if (field.map) walkMapEntry(field as protobuf.MapField, r.bytes(), at, ctx);
+      } else if (field.map) walkMapEntry(field as unknown as protobuf.MapField, r.bytes(), at, ctx);
       else if (field.resolvedType instanceof protobuf.Type) walkMessage(field.resolvedType, r.bytes(), at, ctx);
       else r.skipType(wt);
     }
@@ -168,7 +171,7 @@ function walkMapEntry(field: protobuf.MapField, bytes: Uint8Array, path: string,
 const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
 const base64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
-function messageToJson(type: protobuf.Type, msg: protobuf.Message | Record<string, unknown>): Json {
+function messageToJson(type: protobuf.Type, msg: object): Json {
   const m = msg as Record<string, unknown>;
   const name = nameOf(type);
   switch (name) {
@@ -200,10 +203,13 @@ function messageToJson(type: protobuf.Type, msg: protobuf.Message | Record<strin
       if (entries.length) out[f.name] = Object.fromEntries(entries.map(([k, x]) => [k, elementToJson(f, x)]));
     } else if (f.repeated) {
       if ((v as unknown[]).length) out[f.name] = (v as unknown[]).map((x) => elementToJson(f, x));
-    } else out[f.name] = elementToJson(f, v);
+    } else if (f.partOf || f.resolvedType instanceof protobuf.Type || !isDefault(v)) out[f.name] = elementToJson(f, v);
   }
   return out;
 }
+
+/** A proto3 scalar at its default means "unset"; the canonical JSON form leaves it out. */
+const isDefault = (v: unknown) => v === false || v === '' || String(v) === '0' || (v instanceof Uint8Array && v.length === 0);
 
 /** Proto3 JSON form of a duration: "1s", "0.250s". */
 function durationJson(seconds: unknown, nanos: unknown): string {
@@ -261,7 +267,8 @@ function checkMessage(type: protobuf.Type, v: Json, path: string, ctx: Ctx): Jso
       continue;
     }
     if (val === null) continue; // JSON null = unset
-    if (field.options?.deprecated && !ctx.opts.allowDeprecated) ctx.add(at, `${name}.${field.name} is deprecated`);
+    if (field.options?.['(envoy.annotations.disallowed_by_default)']) ctx.add(at, `${name}.${field.name} is disallowed by default in Envoy`);
+    else if (field.options?.deprecated && !ctx.opts.allowDeprecated) ctx.add(at, `${name}.${field.name} is deprecated`);
     out[field.name] = checkField(field, val, join(path, field.name), ctx);
   }
   for (const oneof of type.oneofsArray) {
@@ -280,7 +287,7 @@ function checkField(field: protobuf.Field, v: Json, path: string, ctx: Ctx): Jso
       ctx.add(path, `expected a map, got ${describe(v)}`);
       return v;
     }
-    const keyType = (field as protobuf.MapField).keyType;
+    const keyType = (field as unknown as protobuf.MapField).keyType;
     return Object.fromEntries(
       Object.entries(v).map(([k, x]) => {
         const at = `${path}[${JSON.stringify(k)}]`;
@@ -446,12 +453,14 @@ function checkRules(type: protobuf.Type, msg: Obj, path: string, ctx: Ctx): void
     if (!rules) continue;
     const present = hasOwn(msg, field.name);
     const at = join(path, field.name);
+    // An unset member of a oneof is not checked at all (the oneof's own rule covers it).
+    if (!present && oneofOf(field)) continue;
     if (!present && (field.partOf || field.resolvedType instanceof protobuf.Type)) {
-      // Messages and oneof members have presence: only `required` speaks about absence.
+      // Messages and proto3 `optional` fields have presence: only `required` speaks about absence.
       if (rules.message?.required || rules.duration?.required || rules.any?.required) ctx.add(at, 'is required');
       if (!field.repeated && !field.map) continue;
     }
-    if (field.map) checkMapRules(field as protobuf.MapField, rules.map, isObject(msg[field.name]) ? (msg[field.name] as Obj) : {}, at, ctx);
+    if (field.map) checkMapRules(field as unknown as protobuf.MapField, rules.map, isObject(msg[field.name]) ? (msg[field.name] as Obj) : {}, at, ctx);
     else if (field.repeated) {
       const items = Array.isArray(msg[field.name]) ? (msg[field.name] as Json[]) : [];
       const r = rules.repeated ?? {};
@@ -474,7 +483,7 @@ function checkMapRules(field: protobuf.MapField, r: Record<string, unknown> | un
   }
 }
 
-function checkValueRules(field: protobuf.Field, rules: Rules, v: Json, at: string, ctx: Ctx): void {
+function checkValueRules(field: protobuf.FieldBase, rules: Rules, v: Json, at: string, ctx: Ctx): void {
   const rt = field.resolvedType;
   if (rt instanceof protobuf.Enum) {
     const r = rules.enum ?? {};
@@ -506,8 +515,9 @@ function checkValueRules(field: protobuf.Field, rules: Rules, v: Json, at: strin
   }
 }
 
+/** protoc-gen-validate's well-known regexes: [strict, loose (`strict: false`)]. */
 const HEADER_REGEX = {
-  HTTP_HEADER_NAME: [/^:?[0-9a-zA-Z!#$%&'*+\-.^_|~`]+$/, /^[^\u0000\u000A\u000D]+$/],
+  HTTP_HEADER_NAME: [/^:?[0-9a-zA-Z!#$%&'*+,\-.^_|~`]+$/, /^[^\u0000\u000A\u000D]*$/],
   HTTP_HEADER_VALUE: [/^[^\u0000-\u0008\u000A-\u001F\u007F]*$/, /^[^\u0000\u000A\u000D]*$/],
 } as const;
 

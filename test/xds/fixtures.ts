@@ -20,12 +20,13 @@ const ADS = { ads: {}, resource_api_version: 'V3' };
 
 /** An EDS cluster whose endpoints are the ClusterLoadAssignment of the same name. `timeout`
  *  changes its bytes (and so its version) without changing anything else. */
-export function cluster(name: string, timeout = 1): Resource {
+export function cluster(name: string, timeout = 1, padding = 0): Resource {
   return makeResource(
     CDS,
     name,
     encodeMessage('envoy.config.cluster.v3.Cluster', {
       name,
+      ...(padding > 0 ? { alt_stat_name: 'x'.repeat(padding) } : {}),
       type: 'EDS',
       eds_cluster_config: { eds_config: ADS, service_name: name },
       connect_timeout: { seconds: timeout },

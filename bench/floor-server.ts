@@ -1,0 +1,160 @@
+// The floor: a bare grpc-js ADS server with no protocol machinery. It answers a request only
+// when it opens a type or changes its names (ACKs are dropped unread beyond three scalar
+// fields), and a push writes one pre-encoded response (same bytes, same nonce) to every open
+// stream. Resources are those Sluice would serve (same translation), encoded at start-up.
+// It is the fastest this stack (Node, grpc-js, HTTP/2) can fan out; Sluice is measured
+// against it with the same load generator in the same run.
+import http from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import type { NamedService } from '../src/model/service.js';
+import { TypeUrl } from '../src/xds/protos.js';
+import type { Resource } from '../src/xds/resource.js';
+import { hashBytes } from '../src/xds/resource.js';
+import { translateEnvoy, translateGrpc } from '../src/translate/translate.js';
+import { stableRouting } from '../src/translate/routing.js';
+import type { Routing } from '../src/translate/routing.js';
+import { DEFAULT_ENVOY_LISTENER } from '../src/translate/listeners.js';
+import { FieldWriter, parseRequestHead } from './wire.js';
+import { CANARY_WEIGHT, ROLLBACK_SERVICE, serviceName, serviceSpec } from './fleet.js';
+import { serveIpc } from './ipc.js';
+import { cpuSnapshot, measureMemory } from './child.js';
+
+const services = Number(process.argv[2] ?? 100);
+const GROUPS = ['grpc', 'envoy'] as const;
+type Group = (typeof GROUPS)[number];
+
+const named: NamedService[] = Array.from({ length: services }, (_, i) => ({ name: serviceName(i), ...serviceSpec(i) }));
+
+function routings(canaryWeight: number): Routing[] {
+  return named.map((s) => {
+    if (s.name !== ROLLBACK_SERVICE || canaryWeight === 0) return stableRouting(s);
+    return { service: s, split: [{ version: 'v2', weight: canaryWeight }, { version: 'v1', weight: 100 - canaryWeight }], headerRoutes: [] };
+  });
+}
+
+/** group → type URL → name → resource. */
+let resources = new Map<Group, Record<string, Resource[]>>();
+const bodies = new Map<string, Buffer>();
+
+function translate(canaryWeight: number): void {
+  const r = routings(canaryWeight);
+  resources = new Map([
+    ['grpc', translateGrpc(r)],
+    ['envoy', translateEnvoy(r, DEFAULT_ENVOY_LISTENER)],
+  ]);
+  bodies.clear();
+}
+
+/** The pre-encoded response for a group, type and subscription (memoized). */
+function body(group: Group, typeUrl: string, key: string): Buffer {
+  const k = `${group}\n${typeUrl}\n${key}`;
+  let b = bodies.get(k);
+  if (!b) {
+    const all = resources.get(group)?.[typeUrl] ?? [];
+    const wanted = key === '*' ? all : all.filter((r) => key.split('\n').includes(r.name));
+    const version = `floor-${hashBytes(typeUrl, ...wanted.map((r) => `${r.name}\0${r.version}`))}`;
+    const w = new FieldWriter().string(1, version);
+    for (const r of wanted) w.bytes(2, r.any);
+    b = w.string(4, typeUrl).string(5, 'floor').finish();
+    bodies.set(k, b);
+  }
+  return b;
+}
+
+interface FloorCall {
+  call: grpc.ServerDuplexStream<Buffer, Buffer>;
+  group: Group;
+  keys: Map<string, string>;
+}
+const calls = new Set<FloorCall>();
+
+const identity = (b: Buffer) => b;
+const server = new grpc.Server({
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.max_concurrent_streams': 100_000,
+});
+server.addService(
+  {
+    StreamAggregatedResources: {
+      path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+    },
+  },
+  {
+    StreamAggregatedResources: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      const c: FloorCall = { call, group: 'grpc', keys: new Map() };
+      let first = true;
+      calls.add(c);
+      call.on('data', (buf: Buffer) => {
+        const head = parseRequestHead(buf);
+        if (first) {
+          first = false;
+          if (head.userAgent === 'envoy') c.group = 'envoy';
+        }
+        const wildcard = head.names.length === 0 && (head.typeUrl === TypeUrl.Listener || head.typeUrl === TypeUrl.Cluster);
+        const key = wildcard ? '*' : head.names.sort().join('\n');
+        if (head.nonce !== '' && c.keys.get(head.typeUrl) === key) return; // an ACK
+        c.keys.set(head.typeUrl, key);
+        call.write(body(c.group, head.typeUrl, key));
+      });
+      const end = () => calls.delete(c);
+      call.on('end', () => {
+        call.end();
+        end();
+      });
+      call.on('error', end);
+      call.on('close', end);
+      call.on('cancelled', end);
+    },
+  },
+);
+
+/** The push: every stream subscribed to routes gets the new RouteConfiguration. */
+function push(canaryWeight: number): number {
+  translate(canaryWeight);
+  let n = 0;
+  for (const c of calls) {
+    const key = c.keys.get(TypeUrl.RouteConfiguration);
+    if (key === undefined) continue;
+    c.call.write(body(c.group, TypeUrl.RouteConfiguration, key));
+    n++;
+  }
+  return n;
+}
+
+translate(0);
+
+const api = http.createServer((req, res) => {
+  const url = new URL(req.url ?? '/', 'http://x');
+  req.resume();
+  req.on('end', () => {
+    if (req.method === 'POST' && url.pathname === '/push') {
+      const weight = Number(url.searchParams.get('weight') ?? 0);
+      const n = push(weight);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ streams: n }));
+    } else res.writeHead(404).end();
+  });
+});
+
+const xdsPort = await new Promise<number>((resolve, reject) =>
+  server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+);
+await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+const httpPort = (api.address() as { port: number }).port;
+
+serveIpc({
+  ports: () => ({ xdsPort, httpPort, weight: CANARY_WEIGHT }),
+  mem: () => measureMemory(),
+  cpu: () => cpuSnapshot(),
+  streams: () => calls.size,
+  exit: () => {
+    setImmediate(() => process.exit(0));
+  },
+});
+process.send?.({ event: 'ready', data: { xdsPort, httpPort } });

@@ -1,0 +1,421 @@
+// Load generator process: simulated xDS nodes, each one ADS stream (state of the world) over
+// raw HTTP/2 sessions shared by up to `perConn` streams. A gRPC-like node subscribes by name
+// (listener → route → clusters → endpoints); an Envoy-like node asks for listeners and clusters
+// by wildcard. Every response is ACKed. After the initial sync a response costs a hand parse
+// of version/type/nonce; resources are decoded only for a version this process has not seen.
+import http2 from 'node:http2';
+import { emitEvent, nowMs, serveIpc } from './ipc.js';
+import { FieldWriter, GrpcDeframer, NodeField, RequestField, parseResponseHead } from './wire.js';
+import { messageType, TypeUrl, unpackAny } from '../src/xds/protos.js';
+
+const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+const LDS = 0;
+const RDS = 1;
+const CDS = 2;
+const EDS = 3;
+const TYPE_URLS = [TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment];
+const TYPE_INDEX = new Map<string, number>(TYPE_URLS.map((t, i) => [t, i]));
+/** The type whose names each type's resources determine (listeners → routes, ...). */
+const NEXT = [RDS, CDS, EDS, -1];
+
+export interface StreamSpec {
+  nodeId: string;
+  flavour: 'grpc' | 'envoy';
+  /** gRPC: listener names (dial targets). Envoy: ignored (wildcard). */
+  targets: string[];
+  /** Own HTTP/2 session with default (64 KiB) flow-control windows: the slow consumer. */
+  solo?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a resource version points at, decoded once per process.
+
+const DiscoveryResponse = messageType('envoy.service.discovery.v3.DiscoveryResponse');
+const Node = messageType('envoy.config.core.v3.Node');
+const refsCache = new Map<string, string[]>();
+let decodes = 0;
+
+type Obj = Record<string, any>;
+
+function routeNamesOfListener(l: Obj): string[] {
+  const out: string[] = [];
+  const hcm = (any: Obj | undefined) => {
+    if (!any?.type_url?.endsWith('HttpConnectionManager')) return;
+    const name = unpackAny(any as { type_url: string; value: Uint8Array }).rds as Obj | undefined;
+    if (name?.route_config_name) out.push(name.route_config_name);
+  };
+  hcm(l.api_listener?.api_listener);
+  for (const fc of l.filter_chains ?? []) for (const f of fc.filters ?? []) hcm(f.typed_config);
+  return out;
+}
+
+function clusterNamesOfRoute(r: Obj): string[] {
+  const out: string[] = [];
+  for (const vh of r.virtual_hosts ?? [])
+    for (const route of vh.routes ?? []) {
+      const a = route.route;
+      if (!a) continue;
+      if (a.cluster) out.push(a.cluster);
+      for (const c of a.weighted_clusters?.clusters ?? []) out.push(c.name);
+    }
+  return out;
+}
+
+function edsNamesOfCluster(c: Obj): string[] {
+  return c.type === 'EDS' || c.type === 3 || c.eds_cluster_config ? [c.eds_cluster_config?.service_name || c.name] : [];
+}
+
+/** Names of the next type in the chain that a response refers to (sorted, unique). */
+function refsOf(t: number, version: string, msg: Buffer): string[] {
+  const key = `${t}\n${version}`;
+  let refs = refsCache.get(key);
+  if (refs) return refs;
+  decodes++;
+  const resp = DiscoveryResponse.decode(msg) as unknown as { resources: { type_url: string; value: Uint8Array }[] };
+  const names = new Set<string>();
+  for (const any of resp.resources) {
+    const r = unpackAny(any);
+    const found = t === LDS ? routeNamesOfListener(r) : t === RDS ? clusterNamesOfRoute(r) : t === CDS ? edsNamesOfCluster(r) : [];
+    for (const n of found) names.add(n);
+  }
+  refs = [...names].sort();
+  refsCache.set(key, refs);
+  return refs;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class Session {
+  streams = 0;
+  closed = false;
+  constructor(readonly h2: http2.ClientHttp2Session) {}
+}
+
+const counters = { responses: [0, 0, 0, 0], requests: 0, bytesIn: 0, errors: 0 };
+
+class SimStream {
+  req: http2.ClientHttp2Stream | undefined;
+  deframer = new GrpcDeframer();
+  /** Per type: subscribed names (null: not subscribed yet), last accepted version, last nonce. */
+  readonly names: (string[] | null)[] = [null, null, null, null];
+  readonly version = ['', '', '', ''];
+  readonly nonce = ['', '', '', ''];
+  readonly awaiting = [false, false, false, false];
+  sentNode = false;
+  synced = false;
+  syncedAt = NaN;
+  openedAt = NaN;
+  armedVersion: string | null = null;
+  stampAt = NaN;
+  lastResponseAt = 0;
+  alive = false;
+  private readonly nodeBytes: Buffer;
+
+  constructor(
+    readonly index: number,
+    readonly spec: StreamSpec,
+  ) {
+    const envoy = spec.flavour === 'envoy';
+    this.nodeBytes = Buffer.from(
+      Node.encode(
+        Node.fromObject({
+          id: spec.nodeId,
+          cluster: envoy ? 'bench-envoy' : 'bench-grpc',
+          locality: { region: 'local', zone: 'a' },
+          user_agent_name: envoy ? 'envoy' : 'gRPC Node Pure JS',
+          user_agent_version: envoy ? '1.36.0' : '1.14.0',
+          client_features: envoy
+            ? ['envoy.lb.does_not_support_overprovisioning', 'envoy.lrs.supports_send_all_clusters']
+            : ['envoy.lb.does_not_support_overprovisioning'],
+        }),
+      ).finish(),
+    );
+  }
+
+  private send(t: number, withNonce: boolean): void {
+    if (!this.req || !this.alive) return;
+    const w = new FieldWriter().string(RequestField.versionInfo, this.version[t]!);
+    if (!this.sentNode) {
+      w.bytes(RequestField.node, this.nodeBytes);
+      this.sentNode = true;
+    }
+    w.strings(RequestField.resourceNames, this.names[t]!)
+      .string(RequestField.typeUrl, TYPE_URLS[t]!)
+      .string(RequestField.nonce, withNonce ? this.nonce[t]! : '');
+    counters.requests++;
+    this.req.write(w.finish(true));
+  }
+
+  /** Subscribes (or changes the names of) type t. */
+  private subscribe(t: number, names: string[], initial: boolean): void {
+    this.names[t] = names;
+    this.awaiting[t] = true;
+    this.synced = false;
+    this.send(t, !initial);
+  }
+
+  open(session: Session, resubscribe: boolean): void {
+    this.sentNode = false;
+    this.synced = false;
+    this.openedAt = nowMs();
+    this.syncedAt = NaN;
+    this.nonce.fill('');
+    this.awaiting.fill(false);
+    this.deframer = new GrpcDeframer();
+    const req = session.h2.request(
+      { ':method': 'POST', ':path': ADS_PATH, 'content-type': 'application/grpc', te: 'trailers' },
+      { endStream: false },
+    );
+    this.req = req;
+    this.alive = true;
+    req.on('data', (chunk: Buffer) => {
+      counters.bytesIn += chunk.length;
+      this.deframer.push(chunk, (msg) => this.onResponse(msg));
+    });
+    const dead = () => {
+      if (this.req !== req) return;
+      this.alive = false;
+      this.req = undefined;
+    };
+    req.on('error', () => {
+      counters.errors++;
+      dead();
+    });
+    req.on('close', dead);
+    if (resubscribe && this.names[LDS]) {
+      // A reconnecting client asks again for everything it holds, at once, with its versions.
+      for (let t = 0; t < 4; t++) if (this.names[t]) this.subscribe(t, this.names[t]!, true);
+    } else {
+      for (let t = 0; t < 4; t++) {
+        this.names[t] = null;
+        this.version[t] = '';
+      }
+      if (this.spec.flavour === 'envoy') {
+        this.subscribe(CDS, [], true);
+        this.subscribe(LDS, [], true);
+      } else this.subscribe(LDS, [...this.spec.targets].sort(), true);
+    }
+  }
+
+  private onResponse(msg: Buffer): void {
+    const head = parseResponseHead(msg);
+    const t = TYPE_INDEX.get(head.typeUrl);
+    if (t === undefined) return;
+    const at = nowMs();
+    this.lastResponseAt = at;
+    counters.responses[t]!++;
+    const changed = head.version !== this.version[t];
+    this.version[t] = head.version;
+    this.nonce[t] = head.nonce;
+    this.awaiting[t] = false;
+    if (t === RDS && this.armedVersion !== null && changed && head.version !== this.armedVersion && Number.isNaN(this.stampAt)) {
+      this.stampAt = at;
+      onStamp();
+    }
+    this.send(t, true); // ACK
+    const next = NEXT[t]!;
+    if (next >= 0 && (changed || this.names[next] === null)) {
+      const refs = refsOf(t, head.version, msg);
+      const wildcard = this.spec.flavour === 'envoy' && next === CDS;
+      if (!wildcard && !sameNames(this.names[next], refs)) this.subscribe(next, refs, this.names[next] === null);
+    }
+    if (!this.synced && this.names.every((n) => n !== null) && !this.awaiting.some((a) => a)) {
+      this.synced = true;
+      if (Number.isNaN(this.syncedAt)) this.syncedAt = at;
+    }
+  }
+
+  pause(): void {
+    this.req?.pause();
+  }
+
+  resume(): void {
+    this.req?.resume();
+  }
+}
+
+function sameNames(a: readonly string[] | null, b: readonly string[]): boolean {
+  if (!a || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+let streams: SimStream[] = [];
+let sessions: Session[] = [];
+let port = 0;
+let perConn = 100;
+
+function connect(solo: boolean): Session {
+  const h2 = http2.connect(`http://127.0.0.1:${port}`, {
+    settings: solo ? { enablePush: false } : { enablePush: false, initialWindowSize: 4 << 20 },
+    maxSessionMemory: 1000,
+  });
+  const s = new Session(h2);
+  h2.on('connect', () => {
+    if (!solo) h2.setLocalWindowSize(64 << 20);
+  });
+  h2.on('error', () => {
+    counters.errors++;
+  });
+  h2.on('close', () => {
+    s.closed = true;
+  });
+  sessions.push(s);
+  return s;
+}
+
+let shared: Session | undefined;
+function sessionFor(spec: StreamSpec): Session {
+  if (spec.solo) return connect(true);
+  if (!shared || shared.closed || shared.streams >= perConn) shared = connect(false);
+  return shared;
+}
+
+function openAll(list: SimStream[], resubscribe: boolean): void {
+  for (const s of list) {
+    const session = sessionFor(s.spec);
+    session.streams++;
+    s.open(session, resubscribe);
+  }
+}
+
+function closeSessions(): void {
+  for (const s of sessions) if (!s.closed) s.h2.destroy();
+  sessions = [];
+  shared = undefined;
+}
+
+function waitUntil(cond: () => boolean, timeoutMs: number, everyMs = 10): Promise<boolean> {
+  return new Promise((resolve) => {
+    const deadline = Date.now() + timeoutMs;
+    const tick = () => {
+      if (cond()) return resolve(true);
+      if (Date.now() > deadline) return resolve(false);
+      setTimeout(tick, everyMs);
+    };
+    tick();
+  });
+}
+
+let armedWaiting = 0;
+let stampWaiters: (() => void)[] = [];
+function onStamp(): void {
+  if (--armedWaiting === 0) {
+    for (const w of stampWaiters) w();
+    stampWaiters = [];
+  }
+}
+
+const syncedCount = () => streams.reduce((n, s) => n + (s.synced ? 1 : 0), 0);
+
+serveIpc({
+  /** Opens the given streams in batches, each batch waiting for its streams to sync. */
+  async open(args: { port: number; perConn: number; specs: StreamSpec[]; batch: number; timeoutMs: number }) {
+    port = args.port;
+    perConn = args.perConn;
+    const started = nowMs();
+    const fresh = args.specs.map((spec, i) => new SimStream(streams.length + i, spec));
+    streams.push(...fresh);
+    for (let i = 0; i < fresh.length; i += args.batch) {
+      const batch = fresh.slice(i, i + args.batch);
+      openAll(batch, false);
+      await waitUntil(() => batch.every((s) => s.synced || !s.alive), args.timeoutMs);
+    }
+    return { opened: fresh.length, synced: fresh.filter((s) => s.synced).length, ms: nowMs() - started };
+  },
+
+  /** Server restarted: every stream reconnects at once, asking again for what it holds. */
+  async reconnect(args: { port: number; timeoutMs: number }) {
+    closeSessions();
+    port = args.port;
+    const t0 = nowMs();
+    openAll(streams, true);
+    await waitUntil(() => streams.every((s) => s.synced), args.timeoutMs);
+    return {
+      t0,
+      syncedAt: Float64Array.from(streams, (s) => s.syncedAt),
+      openedAt: Float64Array.from(streams, (s) => s.openedAt),
+    };
+  },
+
+  /** Counts the current RDS version of each stream; the next different one is stamped. */
+  arm() {
+    armedWaiting = 0;
+    for (const s of streams) {
+      s.armedVersion = s.version[RDS]!;
+      s.stampAt = NaN;
+      armedWaiting++;
+    }
+    return streams.length;
+  },
+
+  /** Waits until every armed stream got a new RouteConfiguration; returns the arrival times. */
+  async collect(args: { timeoutMs: number; exclude?: number[] }) {
+    const excluded = new Set(args.exclude ?? []);
+    for (const i of excluded) if (Number.isNaN(streams[i]!.stampAt)) armedWaiting--;
+    if (armedWaiting > 0)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, args.timeoutMs);
+        stampWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    const stamps = Float64Array.from(streams.filter((_, i) => !excluded.has(i)), (s) => s.stampAt);
+    for (const s of streams) s.armedVersion = null;
+    return stamps;
+  },
+
+  /** Resolves once every stream is synced and nothing arrived for idleMs. */
+  async quiet(args: { idleMs: number; timeoutMs: number; exclude?: number[] }) {
+    const excluded = new Set(args.exclude ?? []);
+    const ok = await waitUntil(() => {
+      const now = nowMs();
+      return streams.every((s, i) => excluded.has(i) || (s.synced && now - s.lastResponseAt >= args.idleMs));
+    }, args.timeoutMs);
+    return { ok, synced: syncedCount(), total: streams.length };
+  },
+
+  status() {
+    const rds = new Map<string, number>();
+    for (const s of streams) rds.set(s.version[RDS]!, (rds.get(s.version[RDS]!) ?? 0) + 1);
+    return {
+      streams: streams.length,
+      alive: streams.filter((s) => s.alive).length,
+      synced: syncedCount(),
+      rdsVersions: Object.fromEntries(rds),
+      counters: { ...counters, responses: [...counters.responses] },
+      decodes,
+      cpu: process.cpuUsage(),
+      rss: process.memoryUsage().rss,
+    };
+  },
+
+  pause(args: { index: number }) {
+    streams[args.index]?.pause();
+  },
+
+  resume(args: { index: number }) {
+    streams[args.index]?.resume();
+  },
+
+  version(args: { index: number }) {
+    return streams[args.index]?.version[RDS] ?? null;
+  },
+
+  close() {
+    closeSessions();
+    streams = [];
+    refsCache.clear();
+    return true;
+  },
+
+  exit() {
+    closeSessions();
+    setImmediate(() => process.exit(0));
+  },
+});
+
+emitEvent('ready', { pid: process.pid });

@@ -1,0 +1,73 @@
+// Takes one measurement of an analysis run: reads the canary's and stable's clusters from the
+// fleet-wide telemetry windows, runs the custom Prometheus queries, and judges the window.
+// Never throws: whatever goes wrong makes the affected metrics inconclusive.
+import { parseDuration } from '../model/duration.js';
+import type { AnalysisSpec, Measurement, RolloutState } from '../model/rollout.js';
+import type { WindowedStats } from '../telemetry/window.js';
+import { judge, overall } from './evaluate.js';
+import { queryPrometheus } from './prometheus.js';
+
+export interface AnalyzerOptions {
+  windows: WindowedStats;
+  /** When telemetry started arriving (process start): earlier windows are incomplete. */
+  telemetrySince: number;
+  /** The cluster name a version of a service is served as. */
+  clusterOf(service: string, version: string): string;
+}
+
+const MAX_QUERY_MS = 10_000;
+
+export class Analyzer {
+  constructor(private readonly opts: AnalyzerOptions) {}
+
+  /** The earliest a window of `spec` may close: after a restart the telemetry of the first
+   *  interval is still being collected, and judging a half-empty window would be unfair. */
+  earliestClose(spec: AnalysisSpec): Date {
+    return new Date(this.opts.telemetrySince + parseDuration(spec.interval));
+  }
+
+  /** Judges the window of `run` that closes at `to` (it opens one interval before, or when the run started). */
+  async measure(state: RolloutState, run: string, spec: AnalysisSpec, to: Date): Promise<Measurement> {
+    const intervalMs = parseDuration(spec.interval);
+    const started = Date.parse(state.analysis?.runs.find((r) => r.run === run)?.startedAt ?? to.toISOString());
+    const from = new Date(Math.max(to.getTime() - intervalMs, started));
+    const canaryCluster = this.opts.clusterOf(state.service, state.canary);
+    const stableCluster = this.opts.clusterOf(state.service, state.stable);
+    const vars: Record<string, string> = {
+      service: state.service,
+      canary: state.canary,
+      stable: state.stable,
+      canaryCluster,
+      stableCluster,
+      interval: spec.interval,
+    };
+    const canary = this.opts.windows.query(canaryCluster, from.getTime(), to.getTime());
+    const stable = this.opts.windows.query(stableCluster, from.getTime(), to.getTime());
+    const queries = new Map<string, { value: number } | { error: string }>();
+    let metrics = judge(spec, { canary, stable, queries });
+    // A rollback must not wait for a slow Prometheus when the data plane already says no.
+    if (!metrics.some((r) => r.phase === 'Failed')) {
+      await Promise.all(
+        spec.metrics.map(async (m) => {
+          if (!m.prometheus) return;
+          const query = m.prometheus.query.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name: string) => vars[name] ?? all);
+          try {
+            const value = await queryPrometheus(m.prometheus.address, query, { at: to, timeoutMs: Math.min(MAX_QUERY_MS, intervalMs) });
+            queries.set(m.name, { value });
+          } catch (err) {
+            queries.set(m.name, { error: (err as Error).message });
+          }
+        }),
+      );
+      metrics = judge(spec, { canary, stable, queries });
+    }
+    return {
+      run,
+      from: from.toISOString(),
+      to: to.toISOString(),
+      phase: overall(metrics),
+      requests: { [state.canary]: canary.requests, [state.stable]: stable.requests },
+      metrics,
+    };
+  }
+}
