@@ -38,7 +38,8 @@ export const RETRY_ON = [
 export const GRPC_RETRY_ON: readonly string[] = ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'];
 
 export const RetriesSchema = z.strictObject({
-  attempts: z.int().min(1).max(10),
+  /** Tries in all, the first one included (gRPC clients cap this at 5). */
+  attempts: z.int().min(2).max(10),
   on: z.array(z.enum(RETRY_ON)).min(1).default(['connect-failure', 'refused-stream', 'unavailable']),
   /** Envoy only. */
   perTryTimeout: durationString('5m').optional(),

@@ -37,7 +37,7 @@ function routePolicy(service: NamedService, flavour: Flavour): object {
     if (on.length > 0)
       out.retry_policy = {
         retry_on: on.join(','),
-        num_retries: { value: r.attempts },
+        num_retries: { value: r.attempts - 1 },
         ...(flavour === 'envoy' && r.perTryTimeout ? { per_try_timeout: duration(r.perTryTimeout) } : {}),
       };
   }
@@ -74,7 +74,12 @@ function matchersFor(match: readonly RouteMatcher[], flavour: Flavour): object {
       query_parameters.push(m.present ? { name: m.query, present_match: true } : { name: m.query, string_match: stringMatch(m) });
     } else if (m.cookie !== undefined) {
       // A regex on the Cookie header works on every Envoy and gRPC client generation.
-      headers.push({ name: 'cookie', safe_regex_match: { regex: cookieRegex(m.cookie, m) }, invert_match: !!m.invert });
+      const regex = { regex: cookieRegex(m.cookie, m) };
+      headers.push({
+        name: 'cookie',
+        ...(flavour === 'envoy' ? { string_match: { safe_regex: regex } } : { safe_regex_match: regex }),
+        invert_match: !!m.invert,
+      });
     } else {
       const base = { name: m.header!.toLowerCase(), invert_match: !!m.invert };
       if (m.present) headers.push({ ...base, present_match: true });

@@ -40,24 +40,29 @@ export class ResourceCache {
    * change keeps its identity, so nothing is re-sent for it.
    */
   set(group: string, byType: Readonly<Record<string, readonly Resource[]>>): ReadonlySet<string> {
-    let types = this.groups.get(group);
-    if (!types) this.groups.set(group, (types = new Map()));
-    const changed = new Set<string>();
+    const before = this.groups.get(group);
+    // Build every type first, so a rejected set changes nothing.
+    const next = new Map<string, ReadonlyMap<string, Resource>>();
     for (const [typeUrl, list] of Object.entries(byType)) {
-      const before = types.get(typeUrl) ?? EMPTY;
+      const old = before?.get(typeUrl) ?? EMPTY;
       const after = new Map<string, Resource>();
       for (const r of list) {
         if (r.typeUrl !== typeUrl) throw new Error(`resource ${r.name} is ${r.typeUrl}, not ${typeUrl}`);
         if (after.has(r.name)) throw new Error(`duplicate ${typeUrl} resource ${r.name}`);
-        const old = before.get(r.name);
-        after.set(r.name, old && old.version === r.version ? old : r);
+        const kept = old.get(r.name);
+        after.set(r.name, kept && kept.version === r.version ? kept : r);
       }
-      if (sameVersions(before, after)) continue;
+      if (!sameVersions(old, after)) next.set(typeUrl, after);
+    }
+    if (next.size === 0) return new Set();
+    let types = before;
+    if (!types) this.groups.set(group, (types = new Map()));
+    for (const [typeUrl, after] of next) {
       types.set(typeUrl, after);
       this.views.delete(viewKey(group, typeUrl));
-      changed.add(typeUrl);
     }
-    if (changed.size > 0) for (const l of this.listeners) l(group, changed);
+    const changed = new Set(next.keys());
+    for (const l of this.listeners) l(group, changed);
     return changed;
   }
 

@@ -25,6 +25,9 @@ class DeltaTypeState extends TypeState {
   /** What the client holds, as far as we know: name → version. Updated when we send, so a
    *  NACKed version is not sent again. */
   known = new Map<string, string>();
+  /** Names just subscribed that the client does not hold: if they do not exist, say so
+   *  (in removed_resources) rather than leave the client waiting for its fetch timeout. */
+  askedFor = new Set<string>();
 }
 
 export class DeltaStream extends XdsStream {
@@ -53,12 +56,17 @@ export class DeltaStream extends XdsStream {
     // Subscription changes count whatever the nonce says.
     for (const name of req.resource_names_subscribe ?? []) {
       if (name === '*') st.wildcard = true;
-      else st.names.add(name);
+      else {
+        st.names.add(name);
+        if (!st.known.has(name)) st.askedFor.add(name);
+      }
     }
     for (const name of req.resource_names_unsubscribe ?? []) {
       if (name === '*') {
         st.wildcard = false;
         st.legacyWildcard = false;
+        // The client drops what only the wildcard gave it; a later subscription resends it.
+        for (const held of [...st.known.keys()]) if (!st.names.has(held)) st.known.delete(held);
       } else {
         st.names.delete(name);
         if (!st.wildcard) st.known.delete(name);
@@ -109,6 +117,8 @@ export class DeltaStream extends XdsStream {
           st.retaining = true;
         } else removed.push(name);
       }
+      for (const name of st.askedFor) if (!holding.has(name) && !removed.includes(name)) removed.push(name);
+      st.askedFor.clear();
       if (!force && changed.length === 0 && removed.length === 0) return undefined;
 
       for (const r of changed) st.known.set(r.name, r.version);
@@ -128,7 +138,7 @@ export class DeltaStream extends XdsStream {
         bytesField(Field.deltaResponse.nonce, nonce),
         this.host.cache.deltaControlPlaneField,
       ]);
-    });
+    }, force);
     if (clustersChanged.length > 0) this.resendEndpointsOf(clustersChanged);
   }
 

@@ -165,7 +165,8 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
       } catch (err) {
         const e = err instanceof ProtocolError ? err : new ProtocolError(grpc.status.INTERNAL, String(err));
         if (!(err instanceof ProtocolError)) this.log.error({ err, stream: stream.id }, 'xds request failed');
-        call.destroy(Object.assign(new Error(e.message), { code: e.code, details: e.message }) as grpc.ServiceError);
+        // grpc-js sends a status for an emitted error; a destroyed call would just hang open.
+        call.emit('error', { code: e.code, details: e.message });
         end(e);
       }
     });

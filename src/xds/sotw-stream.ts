@@ -88,7 +88,7 @@ export class SotwStream extends XdsStream {
       st.nonce = nonce;
       st.awaiting = true;
       return Buffer.concat([view.body, bytesField(Field.response.nonce, nonce)]);
-    });
+    }, force);
     if (clustersBefore) this.resendEndpointsOf(st.sent, clustersBefore);
   }
 

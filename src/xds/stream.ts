@@ -96,7 +96,8 @@ export abstract class XdsStream {
   readonly types = new Map<string, TypeState>();
   protected nonceCounter = 0;
   private blocked = false;
-  private readonly deferred = new Set<string>();
+  /** Types to push once the transport drains, and whether that push is forced. */
+  private readonly deferred = new Map<string, boolean>();
   closed = false;
 
   constructor(
@@ -132,10 +133,10 @@ export abstract class XdsStream {
 
   /** Writes unless the client is not reading; then remembers the type and sends its latest
    *  state once the transport drains, so a slow node costs nothing to the others. */
-  protected writeOrDefer(typeUrl: string, build: () => Buffer | undefined): void {
+  protected writeOrDefer(typeUrl: string, build: () => Buffer | undefined, force = false): void {
     if (this.closed) return;
     if (this.blocked) {
-      this.deferred.add(typeUrl);
+      this.deferred.set(typeUrl, force || (this.deferred.get(typeUrl) ?? false));
       return;
     }
     const msg = build();
@@ -144,9 +145,9 @@ export abstract class XdsStream {
       this.blocked = true;
       this.call.once('drain', () => {
         this.blocked = false;
-        const pending = [...this.deferred].sort(byPushOrder);
+        const pending = [...this.deferred].sort(([a], [b]) => byPushOrder(a, b));
         this.deferred.clear();
-        for (const t of pending) this.push(t);
+        for (const [t, forced] of pending) this.push(t, forced);
       });
     }
   }

@@ -40,7 +40,7 @@ for (const impl of implementations) {
       await declare({});
       await eventually(async () => (await client.call('flaky', 5)).versions.v1 !== undefined, 15_000, 100);
       const without = await client.call('flaky', 200);
-      await declare({ timeout: '2s', retries: { attempts: 4, on: ['unavailable', '5xx'] } });
+      await declare({ timeout: '2s', retries: { attempts: 5, on: ['unavailable', '5xx'] } });
       // Wait until the client has ACKed the new routes, then measure.
       await eventually(async () => {
         const node = (await sluice.api('GET', '/v1/fleet')).body.nodes[0];
@@ -49,7 +49,7 @@ for (const impl of implementations) {
       });
       const withRetries = await client.call('flaky', 200);
       const failed = (r: typeof without) => Object.values(r.errors).reduce((a, b) => a + b, 0);
-      console.log(`${impl.name}: 50% failing backend, failures of 200 calls without retries ${failed(without)}, with 4 retries ${failed(withRetries)}`);
+      console.log(`${impl.name}: 50% failing backend, failures of 200 calls without retries ${failed(without)}, with 5 attempts ${failed(withRetries)}`);
       expect(failed(without)).toBeGreaterThan(60);
       // gRPC clients make at most 5 attempts and back off between them; expect a several-fold drop.
       expect(failed(withRetries)).toBeLessThan(failed(without) / 2.5);

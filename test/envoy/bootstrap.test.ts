@@ -86,18 +86,20 @@ describe('the strict validator', () => {
     ]);
   });
 
-  it('checks inside typed_config, enums, oneofs and validate rules', () => {
+  it('checks inside typed_config, enums and their deprecated values, oneofs and validate rules', () => {
     const b = bootstrap();
     const cluster = at(b, 'static_resources', 'clusters', 0) as Obj;
     (at(cluster, 'typed_extension_protocol_options', HTTP_OPTIONS, 'explicit_http_config') as Obj).http2_protocol_option = {};
     cluster.type = 'STRICT_DSN';
     (at(b, 'admin', 'address', 'socket_address') as Obj).port_value = 70000;
     (at(b, 'dynamic_resources', 'cds_config') as Obj).path = '/etc/cds.yaml';
+    (at(b, 'dynamic_resources', 'ads_config') as Obj).transport_api_version = 'V2';
     const problems = checkJson(BOOTSTRAP, b);
     expect(problems).toContainEqual(expect.stringMatching(/explicit_http_config\.http2_protocol_option: unknown field/));
     expect(problems).toContainEqual(expect.stringMatching(/clusters\[0\]\.type: "STRICT_DSN" is not a value of enum/));
     expect(problems).toContainEqual('admin.address.socket_address.port_value: 70000 must be at most 65535');
     expect(problems).toContainEqual(expect.stringMatching(/cds_config: .*(path|ads) and (path|ads) are members of oneof/));
+    expect(problems).toContainEqual('dynamic_resources.ads_config.transport_api_version: envoy.config.core.v3.ApiVersion.V2 is deprecated');
   });
 
   it('applies the checks Envoy makes at start: the ADS cluster must exist', () => {

@@ -24,6 +24,8 @@ beforeAll(async () => {
     },
     stable: 'v1',
     domains: ['web', 'web:*', 'localhost', 'localhost:*'],
+    timeout: '3s',
+    retries: { attempts: 3, on: ['5xx', 'reset', 'unavailable'], perTryTimeout: '1s' },
   };
   const greeter = {
     versions: {
@@ -151,6 +153,15 @@ describe.each(['sotw', 'delta'] as const)('an Envoy node over %s ADS', (mode) =>
     expect(action.hash_policy).toEqual([{ header: { header_name: 'x-user' } }]);
   });
 
+  it("carries the service's timeout and retry policy on each of its routes", () => {
+    for (const route of list(virtualHost(envoy, 'sluice_http', 'web').routes)) {
+      const action = route.route as Obj;
+      expect(action.timeout, String(route.name)).toBe('3s');
+      expect(action.retry_policy, String(route.name)).toEqual({ retry_on: '5xx,reset,unavailable', num_retries: 2, per_try_timeout: '1s' });
+    }
+    for (const route of list(virtualHost(envoy, 'sluice_http', 'greeter').routes)) expect((route.route as Obj).retry_policy).toBeUndefined();
+  });
+
   it('is listed in the fleet as an Envoy with every type ACKed and nothing rejected', async () => {
     const node = await ackedByFleet(`envoy-${mode}`);
     expect(node.group).toBe('envoy');
@@ -159,11 +170,9 @@ describe.each(['sotw', 'delta'] as const)('an Envoy node over %s ADS', (mode) =>
 });
 
 describe('deprecated fields', () => {
-  // Envoy accepts deprecated fields with a warning (and counts them in
-  // runtime.deprecated_feature_use); they become errors in later releases. Today the cookie
-  // matcher is sent as HeaderMatcher.safe_regex_match; Envoy's form is
-  // string_match: { safe_regex: {...} } (src/translate/routes.ts). Remove `.fails` once fixed.
-  it.fails('none reaches an Envoy node', async () => {
+  // Envoy accepts deprecated fields with a warning (counted in runtime.deprecated_feature_use),
+  // and turns them into errors release by release: none may reach an Envoy node.
+  it('never reach an Envoy node', async () => {
     const envoy = new FakeEnvoy(sluice.xdsPort, envoyNode('envoy-deprecations'));
     try {
       await envoy.syncLikeEnvoy();
@@ -206,6 +215,9 @@ describe('a proxyless gRPC node', () => {
       const split = list(virtualHost(client, 'web', 'web').routes).at(-1)!.route as Obj;
       expect((split.weighted_clusters as Obj).use_hash_policy).toBeUndefined();
       expect(split.hash_policy).toBeUndefined();
+      // gRPC reads the timeout from max_stream_duration and retries only on gRPC statuses.
+      expect(split.max_stream_duration).toEqual({ max_stream_duration: '3s' });
+      expect(split.retry_policy).toEqual({ retry_on: 'unavailable', num_retries: 2 });
       // Nor does gRPC get Envoy's upstream HTTP/2 options (it speaks HTTP/2 anyway).
       expect(client.held(TypeUrl.Cluster).get('greeter-v1')!.typed_extension_protocol_options).toBeUndefined();
     } finally {

@@ -83,6 +83,9 @@ describe('back-pressure', () => {
   // messages fit in the transport. Each round adds one listener push at a later step; once that
   // step falls after the transport stalled, it shifts the count by one and the cluster's write
   // is the one that blocks.
+  //
+  // Regression: a push deferred by back-pressure must remember that it was forced, or a
+  // re-sent cluster whose write filled the buffer never gets its ClusterLoadAssignment.
   it('re-sends the endpoints of a cluster whose push hit the back-pressure limit', async () => {
     h.set({ [CDS]: [cluster('a', 1, PADDING)], [EDS]: [endpoints('a')], [LDS]: [listener('l')] });
     const c = h.sotw();

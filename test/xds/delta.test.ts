@@ -157,6 +157,19 @@ describe('delta xDS', () => {
     expect(fixed.resources[0]!.value).toMatchObject({ connect_timeout: { seconds: '3' } });
   });
 
+  it('after a NACK, going back to the accepted resource version (a rollback) is sent at once', async () => {
+    h.set({ [CDS]: [cluster('a', 1)] });
+    const c = h.delta();
+    const first = await subscribed(c, CDS);
+    h.set({ [CDS]: [cluster('a', 2)] });
+    c.nack(await c.next(), 'bad');
+    await eventually(() => expect(typeStatus('node-1', CDS).lastNack?.message).toBe('bad'));
+    h.set({ [CDS]: [cluster('a', 1)] });
+    const back = await c.next();
+    expect(back.names).toEqual(['a']);
+    expect(back.resources[0]!.version).toBe(first.resources[0]!.version);
+  });
+
   it('re-sends the endpoints of a cluster that is re-sent', async () => {
     h.set({ [CDS]: [cluster('a')], [EDS]: [endpoints('a')] });
     const c = h.delta();

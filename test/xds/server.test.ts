@@ -161,6 +161,8 @@ describe('per-type services', () => {
   });
 });
 
+// Regression: a ProtocolError must reach the client as a status (grpc-js sends one for an
+// emitted error; a destroyed call stays open on the client side forever).
 describe('first request', () => {
   // All variants run concurrently in one test, so a server that never ends the call costs one
   // timeout, not one per variant.

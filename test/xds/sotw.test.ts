@@ -167,6 +167,21 @@ describe('NACK', () => {
     await eventually(() => expect(typeStatus('node-1', CDS).lastNack?.message).toBe('rejected'));
     expect(typeStatus('node-1', CDS).ackedVersion).toBe(v1.version_info);
   });
+
+  it('after a NACK, going back to the accepted version (a rollback) is sent at once', async () => {
+    h.set({ [CDS]: [cluster('a', 1)] });
+    const c = h.sotw();
+    const v1 = await subscribed(c, CDS);
+    h.set({ [CDS]: [cluster('a', 2)] });
+    const v2 = await c.next();
+    c.nack(v2, 'bad');
+    await eventually(() => expect(typeStatus('node-1', CDS).lastNack?.message).toBe('bad'));
+    h.set({ [CDS]: [cluster('a', 1)] });
+    const back = await c.next();
+    expect(back.version_info).toBe(v1.version_info);
+    expect(back.nonce).not.toBe(v1.nonce);
+    await acked(c, back);
+  });
 });
 
 describe('stale nonce', () => {

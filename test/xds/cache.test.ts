@@ -1,0 +1,190 @@
+// ResourceCache and makeResource: versions follow the bytes, set() reports exactly what
+// changed, views are memoized until their type changes.
+import { describe, expect, it } from 'vitest';
+import { ResourceCache, WILDCARD } from '../../src/xds/cache.js';
+import { encodeMessage, messageType, TypeUrl } from '../../src/xds/protos.js';
+import { makeResource } from '../../src/xds/resource.js';
+import type { Resource } from '../../src/xds/resource.js';
+import { decodeSotw } from '../support/ads-client.js';
+
+const CDS = TypeUrl.Cluster;
+const EDS = TypeUrl.ClusterLoadAssignment;
+const LDS = TypeUrl.Listener;
+
+function cluster(name: string, fields: Record<string, unknown> = {}): Resource {
+  return makeResource(
+    CDS,
+    name,
+    encodeMessage('envoy.config.cluster.v3.Cluster', { name, type: 'EDS', connect_timeout: { seconds: 1 }, ...fields }),
+    { [EDS]: [name] },
+  );
+}
+
+function endpoints(name: string, port = 8080): Resource {
+  return makeResource(
+    EDS,
+    name,
+    encodeMessage('envoy.config.endpoint.v3.ClusterLoadAssignment', {
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: port } } } }] }],
+    }),
+  );
+}
+
+describe('makeResource', () => {
+  it('gives equal bytes the same version, and any change of a field a new one', () => {
+    const a = cluster('a');
+    expect(cluster('a').version).toBe(a.version);
+    expect(cluster('a').any.equals(a.any)).toBe(true);
+    const variants = [
+      cluster('b'),
+      cluster('a', { connect_timeout: { seconds: 2 } }),
+      cluster('a', { connect_timeout: { seconds: 1, nanos: 1 } }),
+      cluster('a', { type: 'STRICT_DNS' }),
+      cluster('a', { lb_policy: 'RING_HASH' }),
+      cluster('a', { alt_stat_name: 'x' }),
+    ];
+    const versions = new Set([a.version, ...variants.map((r) => r.version)]);
+    expect(versions.size).toBe(variants.length + 1);
+  });
+
+  it('wraps the message in an Any whose type_url is the resource type, ready for both response kinds', () => {
+    const r = cluster('a');
+    const any = messageType('google.protobuf.Any').decode(r.any) as unknown as { type_url: string; value: Uint8Array };
+    expect(any.type_url).toBe(CDS);
+    expect(Buffer.from(any.value).equals(Buffer.from(encodeMessage('envoy.config.cluster.v3.Cluster', { name: 'a', type: 'EDS', connect_timeout: { seconds: 1 } })))).toBe(true);
+
+    const delta = messageType('envoy.service.discovery.v3.DeltaDiscoveryResponse').decode(r.deltaField) as unknown as {
+      resources: { name: string; version: string; resource: { type_url: string } }[];
+    };
+    expect(delta.resources).toHaveLength(1);
+    expect(delta.resources[0]).toMatchObject({ name: 'a', version: r.version, resource: { type_url: CDS } });
+    expect(decodeSotw(r.sotwField).names).toEqual(['a']);
+  });
+
+  it('keeps the refs it was given', () => {
+    expect(cluster('a').refs).toEqual({ [EDS]: ['a'] });
+  });
+});
+
+describe('ResourceCache.set', () => {
+  it('keeps the identity of unchanged resources, replaces changed ones and drops missing ones', () => {
+    const cache = new ResourceCache();
+    const a = cluster('a');
+    const b = cluster('b');
+    cache.set('g', { [CDS]: [a, b] });
+    const a2 = cluster('a'); // same bytes, another object
+    const b2 = cluster('b', { connect_timeout: { seconds: 9 } });
+    const c = cluster('c');
+    cache.set('g', { [CDS]: [a2, b2, c] });
+    const now = cache.resources('g', CDS);
+    expect(now.get('a')).toBe(a); // identity kept
+    expect(now.get('b')).toBe(b2);
+    expect(now.get('c')).toBe(c);
+    cache.set('g', { [CDS]: [cluster('a')] });
+    expect([...cache.resources('g', CDS).keys()]).toEqual(['a']);
+    expect(cache.resources('g', CDS).get('a')).toBe(a);
+  });
+
+  it('reports exactly the changed types, and tells listeners only when something changed', () => {
+    const cache = new ResourceCache();
+    const heard: [string, string[]][] = [];
+    cache.onChange((group, types) => heard.push([group, [...types].sort()]));
+
+    expect([...cache.set('g', { [CDS]: [cluster('a')], [EDS]: [endpoints('a')] })].sort()).toEqual([CDS, EDS].sort());
+    expect([...cache.set('g', { [CDS]: [cluster('a')], [EDS]: [endpoints('a', 9090)] })]).toEqual([EDS]);
+    expect(cache.set('g', { [CDS]: [cluster('a')], [EDS]: [endpoints('a', 9090)] }).size).toBe(0);
+    // Order of the list does not matter; an empty list for a type that had nothing is no change.
+    expect(cache.set('g', { [CDS]: [cluster('a')], [LDS]: [] }).size).toBe(0);
+    // Types not named keep theirs.
+    expect([...cache.set('g', { [CDS]: [] })]).toEqual([CDS]);
+    expect(cache.resources('g', EDS).size).toBe(1);
+    // Another group is another world.
+    expect([...cache.set('h', { [EDS]: [endpoints('a', 9090)] })]).toEqual([EDS]);
+
+    expect(heard).toEqual([
+      ['g', [CDS, EDS].sort()],
+      ['g', [EDS]],
+      ['g', [CDS]],
+      ['h', [EDS]],
+    ]);
+    expect(cache.groupNames().sort()).toEqual(['g', 'h']);
+  });
+
+  it('rejects a resource filed under another type, and duplicate names', () => {
+    const cache = new ResourceCache();
+    expect(() => cache.set('g', { [EDS]: [cluster('a')] })).toThrow(/not/);
+    expect(() => cache.set('g', { [CDS]: [cluster('a'), cluster('a', { alt_stat_name: 'x' })] })).toThrow(/duplicate/);
+  });
+
+  // Regression: a rejected set must change nothing (validate every type first, then apply).
+  it('a rejected set changes nothing (no type half-applied without notice)', () => {
+    const cache = new ResourceCache();
+    cache.set('g', { [CDS]: [cluster('a')], [EDS]: [endpoints('a')] });
+    const heard: string[][] = [];
+    cache.onChange((_g, types) => heard.push([...types]));
+    const before = cache.view('g', CDS, WILDCARD);
+    expect(() => cache.set('g', { [CDS]: [cluster('a'), cluster('b')], [EDS]: [endpoints('a'), endpoints('a', 1)] })).toThrow(/duplicate/);
+    // Either the whole set applies (and listeners hear of it) or none of it does.
+    expect([...cache.resources('g', CDS).keys()]).toEqual(['a']);
+    expect(cache.view('g', CDS, WILDCARD).version).toBe(before.version);
+    expect(heard).toEqual([]);
+  });
+});
+
+describe('ResourceCache.view', () => {
+  it('is memoized per selection until its type changes', () => {
+    const cache = new ResourceCache();
+    cache.set('g', { [CDS]: [cluster('a'), cluster('b')], [EDS]: [endpoints('a')] });
+    const all = cache.view('g', CDS, WILDCARD);
+    expect(cache.view('g', CDS, WILDCARD)).toBe(all);
+    const ab = cache.view('g', CDS, new Set(['a', 'b']));
+    expect(cache.view('g', CDS, new Set(['b', 'a']))).toBe(ab); // order of names does not matter
+    // Another type changing, or a set with the same bytes, keeps the views.
+    cache.set('g', { [EDS]: [endpoints('a', 1)] });
+    cache.set('g', { [CDS]: [cluster('b'), cluster('a')] });
+    expect(cache.view('g', CDS, WILDCARD)).toBe(all);
+    expect(cache.view('g', CDS, new Set(['a', 'b']))).toBe(ab);
+    // A change of the type invalidates them.
+    cache.set('g', { [CDS]: [cluster('a'), cluster('b', { alt_stat_name: 'x' })] });
+    const all2 = cache.view('g', CDS, WILDCARD);
+    expect(all2).not.toBe(all);
+    expect(all2.version).not.toBe(all.version);
+    expect(cache.view('g', CDS, new Set(['a', 'b']))).not.toBe(ab);
+  });
+
+  it('a view version depends only on the resources in it', () => {
+    const cache = new ResourceCache();
+    cache.set('g', { [CDS]: [cluster('a'), cluster('b')] });
+    const onlyA = cache.view('g', CDS, new Set(['a']));
+    const withMissing = cache.view('g', CDS, new Set(['a', 'not-there']));
+    expect(withMissing.version).toBe(onlyA.version);
+    expect(cache.view('g', CDS, new Set(['a', 'b'])).version).toBe(cache.view('g', CDS, WILDCARD).version);
+    cache.set('g', { [CDS]: [cluster('a'), cluster('b', { alt_stat_name: 'x' })] });
+    expect(cache.view('g', CDS, new Set(['a'])).version).toBe(onlyA.version); // b is not in it
+    expect(cache.view('g', CDS, new Set([])).resources.size).toBe(0);
+  });
+
+  it('its body is a DiscoveryResponse (minus nonce) with resources sorted by name', () => {
+    const cache = new ResourceCache('test-cp');
+    cache.set('g', { [CDS]: [cluster('b'), cluster('c'), cluster('a')] });
+    const view = cache.view('g', CDS, WILDCARD);
+    const r = decodeSotw(view.body);
+    expect(r.version_info).toBe(view.version);
+    expect(r.type_url).toBe(CDS);
+    expect(r.names).toEqual(['a', 'b', 'c']);
+    expect(r.nonce).toBe('');
+    expect(r.control_plane).toBe('test-cp');
+    expect([...view.resources.keys()]).toEqual(['a', 'b', 'c']);
+  });
+
+  it('compose() gives the same version as a view with the same resources', () => {
+    const cache = new ResourceCache();
+    const a = cluster('a');
+    const b = cluster('b');
+    cache.set('g', { [CDS]: [a, b] });
+    expect(cache.compose(CDS, [b, a]).version).toBe(cache.view('g', CDS, WILDCARD).version);
+    expect(cache.view('g', EDS, WILDCARD).resources.size).toBe(0);
+    expect(cache.view('nope', CDS, WILDCARD).resources.size).toBe(0);
+  });
+});
