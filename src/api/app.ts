@@ -35,8 +35,9 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
         throw new HttpError(401, 'unauthenticated', 'missing or wrong bearer token (Authorization: Bearer <token>)');
     });
   }
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
+  // Probes run every few seconds: keep them out of the request log.
+  app.get('/healthz', { logLevel: 'silent' }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { logLevel: 'silent' }, async (_req, reply) => {
     if (!opts.ready()) return reply.status(503).send({ status: 'starting' });
     return { status: 'ready' };
   });

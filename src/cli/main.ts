@@ -3,6 +3,9 @@ import { parseConfig, FLAG_NAMES } from '../config.js';
 import { startSluice } from '../main.js';
 import { runDemo } from '../demo/demo.js';
 import { CLIENT_USAGE, clientCommand } from './client.js';
+import { startHttpBackend } from '../demo/http-backend.js';
+import { startLoadgen } from '../demo/loadgen.js';
+import { parseDuration } from '../model/duration.js';
 import { parseArgs } from 'node:util';
 
 const USAGE = `usage: sluice <command> [options]
@@ -11,6 +14,10 @@ commands:
   serve         run the control plane (xDS on --xds-port, REST on --http-port)
   demo          a whole rollout and rollback on this machine, with real gRPC clients
                 (--clients N, --keep-running, --xds-port, --http-port; ports default to free ones)
+  demo-backend  an HTTP backend answering its version, for the docker-compose demo
+                (--version V, --host, --port 8000, --error-rate 0..1, --latency-ms N)
+  loadgen       steady HTTP load through Envoy, printing the share of answers per version
+                (--url URL, --host HOST, --rps 20, --interval 5s, --header 'name: value' ...)
 
 serve options (each also from SLUICE_<NAME>, e.g. SLUICE_XDS_PORT):
 ${FLAG_NAMES.map((f) => `  --${f}`).join('\n')}
@@ -54,10 +61,68 @@ async function demo(argv: string[]): Promise<void> {
   process.exit(0);
 }
 
+/** Runs until SIGTERM/SIGINT (as PID 1 in a container Node ignores SIGTERM unless handled). */
+function untilSignal(stop: () => Promise<unknown>): Promise<void> {
+  return new Promise(() => {
+    const done = () => void stop().finally(() => process.exit(0));
+    process.once('SIGTERM', done);
+    process.once('SIGINT', done);
+  });
+}
+
+async function demoBackend(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      version: { type: 'string' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '8000' },
+      'error-rate': { type: 'string', default: '0' },
+      'latency-ms': { type: 'string', default: '0' },
+    },
+  });
+  if (!values.version) throw new Error('--version is required');
+  const backend = await startHttpBackend({
+    version: values.version,
+    host: values.host,
+    port: Number(values.port),
+    errorRate: Number(values['error-rate']),
+    latencyMs: Number(values['latency-ms']),
+  });
+  process.stderr.write(`demo backend ${values.version} on ${values.host}:${backend.port}\n`);
+  await untilSignal(() => backend.stop());
+}
+
+async function loadgen(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      url: { type: 'string' },
+      host: { type: 'string' },
+      rps: { type: 'string', default: '20' },
+      interval: { type: 'string', default: '5s' },
+      header: { type: 'string', multiple: true, default: [] },
+    },
+  });
+  if (!values.url) throw new Error('--url is required');
+  const headers: Record<string, string> = {};
+  for (const h of values.header) {
+    const colon = h.indexOf(':');
+    if (colon < 1) throw new Error(`--header "${h}": expected "name: value"`);
+    headers[h.slice(0, colon).trim()] = h.slice(colon + 1).trim();
+  }
+  const gen = startLoadgen({ url: values.url, host: values.host, rps: Number(values.rps), intervalMs: parseDuration(values.interval), headers });
+  await untilSignal(() => gen.stop());
+}
+
 const [command, ...rest] = process.argv.slice(2);
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   serve,
   demo,
+  'demo-backend': demoBackend,
+  loadgen,
   services: (argv) => clientCommand('services', argv),
   rollout: (argv) => clientCommand('rollout', argv),
   fleet: (argv) => clientCommand('fleet', argv),

@@ -1,5 +1,6 @@
 // The CLI's client commands against a real server.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { freePort } from '../support/process.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -42,5 +43,28 @@ describe('sluice CLI', () => {
 
   it('fails with the server message and a non-zero exit on bad input', async () => {
     await expect(sluiceCli('rollout', 'promote', 'nope')).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('404') });
+  });
+});
+
+describe('demo-backend and loadgen commands', () => {
+  it('serve and measure a version over HTTP, and stop cleanly on SIGTERM', async () => {
+    const port = await freePort();
+    const start = (...args: string[]) => spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const backend = start('demo-backend', '--version', 'v9', '--port', String(port));
+    await new Promise<void>((resolve) => backend.stderr.once('data', () => resolve()));
+    const gen = start('loadgen', '--url', `http://127.0.0.1:${port}/`, '--rps', '50', '--interval', '1s');
+    const line = await new Promise<string>((resolve) => {
+      let out = '';
+      gen.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const hit = out.split('\n').find((l) => /v9 100\.0%/.test(l));
+        if (hit) resolve(hit);
+      });
+    });
+    expect(line).toMatch(/answers/);
+    const exits = [gen, backend].map((p) => new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code))));
+    gen.kill('SIGTERM');
+    backend.kill('SIGTERM');
+    expect(await Promise.all(exits)).toEqual([0, 0]);
   });
 });

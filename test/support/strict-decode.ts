@@ -3,8 +3,8 @@
 // reasons for a NACK or a failed start:
 //  - structure: every field name exists in its message (snake_case or lowerCamelCase, as
 //    Envoy's YAML/JSON loader accepts), values have the field's kind, enums are defined names,
-//    no two members of a oneof are set, deprecated fields are refused (Envoy turns them into
-//    errors release by release);
+//    no two members of a oneof are set, deprecated fields are refused unless allowed (Envoy
+//    turns them into errors release by release);
 //  - `google.protobuf.Any` (`@type` in YAML/JSON, `type_url` in bytes) resolves to a type of
 //    the project's proto registry and is checked recursively;
 //  - bytes: no unknown field numbers and no wire type that disagrees with the field, checked on
@@ -67,7 +67,7 @@ export function decodeStrict(typeName: string, bytes: Uint8Array, opts: CheckOpt
 // Types
 
 /** A message type by full name or type URL; undefined when the registry lacks it. */
-export function findType(name: string): protobuf.Type | undefined {
+function findType(name: string): protobuf.Type | undefined {
   const full = name.slice(name.lastIndexOf('/') + 1).replace(/^\./, '');
   if (!full) return undefined;
   const found = root.lookup(`.${full}`, [protobuf.Type]);
@@ -314,6 +314,9 @@ function checkElement(field: protobuf.Field, v: Json, path: string, ctx: Ctx): J
   if (rt instanceof protobuf.Enum) {
     const ok = typeof v === 'string' ? rt.values[v] !== undefined : typeof v === 'number' && rt.valuesById[v] !== undefined;
     if (!ok) ctx.add(path, `${JSON.stringify(v)} is not a value of enum ${nameOf(rt)} (${Object.keys(rt.values).join(', ')})`);
+    const options = rt.valuesOptions?.[typeof v === 'string' ? v : (rt.valuesById[v as number] ?? '')];
+    if (options?.['(envoy.annotations.disallowed_by_default_enum)']) ctx.add(path, `${nameOf(rt)}.${v} is disallowed by default in Envoy`);
+    else if (options?.deprecated && !ctx.opts.allowDeprecated) ctx.add(path, `${nameOf(rt)}.${v} is deprecated`);
     return v;
   }
   checkScalar(field.type, v, path, ctx);
@@ -524,7 +527,7 @@ const HEADER_REGEX = {
 /** RE2 patterns are mostly JavaScript patterns; one that JavaScript cannot compile is not checked. */
 function matchesPattern(pattern: string, v: string): boolean {
   try {
-    return new RegExp(pattern, 'u').test(v);
+    return new RegExp(pattern).test(v);
   } catch {
     return true;
   }
@@ -586,7 +589,7 @@ const list = (v: Json | undefined): Json[] => (Array.isArray(v) ? v : []);
 const obj = (v: Json | undefined): Obj => (isObject(v) ? v : {});
 const ROUTER = 'envoy.extensions.filters.http.router.v3.Router';
 
-export const ENVOY_RULES: Record<string, Rule> = {
+const ENVOY_RULES: Record<string, Rule> = {
   // Listener validation: a socket listener needs an address and something to run on it.
   'envoy.config.listener.v3.Listener': (l, path, ctx) => {
     if (l.api_listener || l.internal_listener) return;
@@ -631,7 +634,7 @@ export const ENVOY_RULES: Record<string, Rule> = {
   'envoy.type.matcher.v3.RegexMatcher': (m, path, ctx) => {
     const regex = String(m.regex ?? '');
     try {
-      new RegExp(regex, 'u');
+      new RegExp(regex); // not 'u': RE2 accepts escaped punctuation like \/ that unicode mode refuses
       if (/\(\?<?[=!]|\\[1-9]|\\k</.test(regex)) ctx.add(join(path, 'regex'), `${JSON.stringify(regex)} uses lookaround or backreferences (not RE2)`);
     } catch (err) {
       ctx.add(join(path, 'regex'), `${JSON.stringify(regex)} does not compile: ${(err as Error).message}`);
@@ -666,7 +669,7 @@ function needsTypedConfig(f: Obj, path: string, ctx: Ctx): void {
 }
 
 /** The full type name in an Any's JSON form (`{"@type": ".../envoy.x.Y"}`), or undefined. */
-export function typeNameOfAny(any: Json | undefined): string | undefined {
+function typeNameOfAny(any: Json | undefined): string | undefined {
   const url = obj(any)['@type'];
   return typeof url === 'string' ? url.slice(url.lastIndexOf('/') + 1) : undefined;
 }
