@@ -52,11 +52,14 @@ export class ServiceRegistry {
   private async putNow(name: string, spec: Service): Promise<{ service: NamedService; created: boolean }> {
     this.guard(name, spec);
     const service: NamedService = { name, ...spec };
+    // Envoy rejects a route configuration in which two virtual hosts share a domain (compared
+    // without regard to case), so a domain belongs to one service.
     const taken = new Map<string, string>();
     for (const other of this.services.values())
-      if (other.name !== name) for (const d of domainsOf(other)) taken.set(d, other.name);
+      if (other.name !== name) for (const d of domainsOf(other)) taken.set(d.toLowerCase(), other.name);
     for (const d of domainsOf(service))
-      if (taken.has(d)) throw new ConflictError(`domain "${d}" is already used by service "${taken.get(d)}"`, 'domains');
+      if (taken.has(d.toLowerCase()))
+        throw new ConflictError(`domain "${d}" is already used by service "${taken.get(d.toLowerCase())}"`, 'domains');
     await this.store.put(`services/${name}`, service);
     const created = !this.services.has(name);
     this.services.set(name, service);

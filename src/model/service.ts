@@ -65,7 +65,7 @@ export const ServiceSchema = z
   .superRefine((s, ctx) => {
     if (!(s.stable in s.versions))
       ctx.addIssue({ code: 'custom', path: ['stable'], message: `"${s.stable}" is not one of the versions` });
-    if (s.domains && new Set(s.domains).size !== s.domains.length)
+    if (s.domains && new Set(s.domains.map((d) => d.toLowerCase())).size !== s.domains.length)
       ctx.addIssue({ code: 'custom', path: ['domains'], message: 'domains must be unique' });
   });
 
