@@ -1,6 +1,7 @@
 // Server options: command-line flags, each also from SLUICE_<NAME> (API.md).
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { durationString } from './model/duration.js';
 
 export const ConfigSchema = z.strictObject({
   xdsPort: z.coerce.number().int().min(0).max(65535).default(18000),
@@ -14,6 +15,11 @@ export const ConfigSchema = z.strictObject({
   envoyListenerAddress: z.string().default('0.0.0.0'),
   envoyListenerPort: z.coerce.number().int().min(1).max(65535).default(10000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** How often data-plane clients send load reports (LRS); analysis windows need several. */
+  lrsInterval: durationString('1h').default('5s'),
+  /** Rollout transitions are POSTed here (docs/analysis.md). */
+  webhookUrl: z.url({ protocol: /^https?$/ }).optional(),
+  webhookFormat: z.enum(['json', 'slack']).default('json'),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -29,6 +35,9 @@ const FLAGS = {
   'envoy-listener-address': 'envoyListenerAddress',
   'envoy-listener-port': 'envoyListenerPort',
   'log-level': 'logLevel',
+  'lrs-interval': 'lrsInterval',
+  'webhook-url': 'webhookUrl',
+  'webhook-format': 'webhookFormat',
 } as const satisfies Record<string, keyof Config>;
 
 export const FLAG_NAMES = Object.keys(FLAGS);

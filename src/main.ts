@@ -10,6 +10,13 @@ import { eventRoutes } from './api/events-routes.js';
 import { openApiRoutes } from './api/openapi.js';
 import { dashboardRoutes } from './api/dashboard-routes.js';
 import { rolloutRoutes } from './api/rollout-routes.js';
+import { metricsRoutes } from './api/metrics-routes.js';
+import { WebhookNotifier } from './alerts/webhook.js';
+import { Analyzer } from './analysis/analyzer.js';
+import { parseDuration } from './model/duration.js';
+import { clusterName } from './model/service.js';
+import { selfMetrics } from './telemetry/self-metrics.js';
+import { Telemetry } from './telemetry/telemetry.js';
 import { RolloutController } from './rollout/controller.js';
 import type { Config } from './config.js';
 import { flavourOf, Publisher } from './control/publisher.js';
@@ -25,6 +32,7 @@ export interface Sluice {
   xds: XdsServer;
   registry: ServiceRegistry;
   rollouts: RolloutController;
+  telemetry: Telemetry;
   stop(): Promise<void>;
 }
 
@@ -51,15 +59,29 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     routings: () => rollouts!.routings(),
   });
   const registry = new ServiceRegistry(store, () => publisher.schedule());
+  const lrsIntervalMs = parseDuration(config.lrsInterval);
+  const telemetry = new Telemetry({ log: log.child({ component: 'telemetry' }), lrsIntervalMs });
+  const analyzer = new Analyzer({
+    windows: telemetry.windows,
+    telemetrySince: telemetry.since,
+    reportLagMs: lrsIntervalMs,
+    clusterOf: (service, version) => clusterName(service, version, registry.get(service) ?? { versions: {}, stable: version }),
+  });
   rollouts = new RolloutController({
     store,
     services: registry,
     fleet: { awaitRoutes: (ms) => xds.awaitConvergence(TypeUrl.RouteConfiguration, ms) },
     log: log.child({ component: 'rollout' }),
     publish: (urgent) => publisher.schedule(urgent),
+    analyzer,
   });
   await registry.load();
   await rollouts.load();
+  const webhook = config.webhookUrl
+    ? new WebhookNotifier({ url: config.webhookUrl, format: config.webhookFormat, log: log.child({ component: 'webhook' }) }, rollouts.list())
+    : undefined;
+  if (webhook) rollouts.on('change', (state) => webhook.onChange(state));
+  const metrics = selfMetrics({ xds, cache, rollouts: () => rollouts.list(), telemetryReports: telemetry.reports, telemetryWindows: telemetry.windows });
   publisher.publishNow();
   rollouts.start();
 
@@ -69,6 +91,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     'grpc.max_concurrent_streams': 100_000,
   });
   xds.register(grpcServer);
+  telemetry.register(grpcServer);
   const xdsPort = await xds.bind(grpcServer, config.host, config.xdsPort, xdsCredentials(config));
 
   let ready = false;
@@ -76,7 +99,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     log,
     apiToken: config.apiToken,
     ready: () => ready,
-    routes: [serviceRoutes(registry), rolloutRoutes(rollouts), fleetRoutes(xds), eventRoutes(rollouts), openApiRoutes(), dashboardRoutes()],
+    routes: [serviceRoutes(registry), rolloutRoutes(rollouts), fleetRoutes(xds), eventRoutes(rollouts), openApiRoutes(), dashboardRoutes(), metricsRoutes(metrics)],
   });
   await api.listen({ host: config.host, port: config.httpPort });
   const address = api.server.address();
@@ -90,9 +113,11 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     xds,
     registry,
     rollouts,
+    telemetry,
     async stop() {
       ready = false;
       rollouts.close();
+      webhook?.close();
       publisher.close();
       await api.close();
       await xds.close(500);

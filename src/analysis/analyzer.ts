@@ -11,6 +11,8 @@ export interface AnalyzerOptions {
   windows: WindowedStats;
   /** When telemetry started arriving (process start): earlier windows are incomplete. */
   telemetrySince: number;
+  /** How long reports trail the traffic they describe (the load reporting interval). */
+  reportLagMs: number;
   /** The cluster name a version of a service is served as. */
   clusterOf(service: string, version: string): string;
 }
@@ -20,17 +22,21 @@ const MAX_QUERY_MS = 10_000;
 export class Analyzer {
   constructor(private readonly opts: AnalyzerOptions) {}
 
-  /** The earliest a window of `spec` may close: after a restart the telemetry of the first
-   *  interval is still being collected, and judging a half-empty window would be unfair. */
-  earliestClose(spec: AnalysisSpec): Date {
-    return new Date(this.opts.telemetrySince + parseDuration(spec.interval));
+  /**
+   * The earliest a window of a run may close. Reports count when they arrive and describe the
+   * report interval before, so a run's first window opens one report interval after the run
+   * started (what came before was traffic at another weight); and after a restart the first
+   * interval of telemetry is still being collected.
+   */
+  earliestClose(spec: AnalysisSpec, startedAt: Date): Date {
+    return new Date(Math.max(this.opts.telemetrySince, this.opensAt(startedAt)) + parseDuration(spec.interval));
   }
 
-  /** Judges the window of `run` that closes at `to` (it opens one interval before, or when the run started). */
+  /** Judges the window of `run` that closes at `to`: one interval long, opening no earlier than the run's first window. */
   async measure(state: RolloutState, run: string, spec: AnalysisSpec, to: Date): Promise<Measurement> {
     const intervalMs = parseDuration(spec.interval);
-    const started = Date.parse(state.analysis?.runs.find((r) => r.run === run)?.startedAt ?? to.toISOString());
-    const from = new Date(Math.max(to.getTime() - intervalMs, started));
+    const started = new Date(state.analysis?.runs.find((r) => r.run === run)?.startedAt ?? to);
+    const from = new Date(Math.max(to.getTime() - intervalMs, this.opensAt(started)));
     const canaryCluster = this.opts.clusterOf(state.service, state.canary);
     const stableCluster = this.opts.clusterOf(state.service, state.stable);
     const vars: Record<string, string> = {
@@ -69,5 +75,9 @@ export class Analyzer {
       requests: { [state.canary]: canary.requests, [state.stable]: stable.requests },
       metrics,
     };
+  }
+
+  private opensAt(startedAt: Date): number {
+    return startedAt.getTime() + this.opts.reportLagMs;
   }
 }

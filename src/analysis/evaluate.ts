@@ -28,18 +28,19 @@ export function overall(results: readonly MetricResult[]): MeasurementPhase {
 
 const ratio = (x: number) => x.toFixed(4);
 const ms = (x: number) => `${x.toFixed(1)}ms`;
+/** Values are compared as shown (6 decimals), so 1 - 0.95 is not "more than 0.05". */
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
 function result(name: string, phase: MeasurementPhase, value: number | null, message: string): MetricResult {
-  return { name, phase, value: value === null ? null : round(value), message };
+  return { name, phase, value, message };
 }
 
 function successRate(w: WindowStats): number {
-  return w.successful / w.requests;
+  return round(w.successful / w.requests);
 }
 
 function p99(w: WindowStats): number | null {
-  return totalCount(w.latency) > 0 ? quantile(w.latency, 0.99) : null;
+  return totalCount(w.latency) > 0 ? round(quantile(w.latency, 0.99)!) : null;
 }
 
 function judgeMetric(m: AnalysisMetric, minRequests: number, seen: Observed): MetricResult {
@@ -53,11 +54,12 @@ function judgeMetric(m: AnalysisMetric, minRequests: number, seen: Observed): Me
     if (!q) return result(m.name, 'Inconclusive', null, 'not queried: another metric had already failed');
     if ('error' in q) return result(m.name, 'Inconclusive', null, `query failed: ${q.error}`);
     if (Number.isNaN(q.value)) return result(m.name, 'Inconclusive', null, 'query returned NaN');
+    const v = round(q.value);
     const { min, max } = m.prometheus;
-    if (min !== undefined && q.value < min) return result(m.name, 'Failed', q.value, `${q.value} < min ${min}`);
-    if (max !== undefined && q.value > max) return result(m.name, 'Failed', q.value, `${q.value} > max ${max}`);
+    if (min !== undefined && v < min) return result(m.name, 'Failed', v, `${v} < min ${min}`);
+    if (max !== undefined && v > max) return result(m.name, 'Failed', v, `${v} > max ${max}`);
     const bounds = [min !== undefined ? `>= min ${min}` : '', max !== undefined ? `<= max ${max}` : ''].filter(Boolean).join(' and ');
-    return result(m.name, 'Successful', q.value, `${q.value} ${bounds}`);
+    return result(m.name, 'Successful', v, `${v} ${bounds}`);
   }
 
   const few = tooFew('canary', canary);
@@ -85,7 +87,7 @@ function judgeMetric(m: AnalysisMetric, minRequests: number, seen: Observed): Me
   if (m.successRateDrop) {
     const c = successRate(canary);
     const s = successRate(stable);
-    const drop = s - c;
+    const drop = round(s - c);
     const { max } = m.successRateDrop;
     const text = `canary success rate ${ratio(c)} vs stable ${ratio(s)}: drop ${ratio(drop)}`;
     return drop > max ? result(m.name, 'Failed', drop, `${text} > max ${max}`) : result(m.name, 'Successful', drop, `${text} <= max ${max}`);
@@ -93,7 +95,7 @@ function judgeMetric(m: AnalysisMetric, minRequests: number, seen: Observed): Me
   const c = p99(canary);
   const s = p99(stable);
   if (c === null || s === null) return result(m.name, 'Inconclusive', null, noLatency(c === null ? 'the canary' : 'stable'));
-  const rise = c - s;
+  const rise = round(c - s);
   const { maxMs } = m.latencyRise!;
   const text = `canary p99 ${ms(c)} vs stable ${ms(s)}: rise ${ms(rise)}`;
   return rise > maxMs ? result(m.name, 'Failed', rise, `${text} > max ${maxMs}ms`) : result(m.name, 'Successful', rise, `${text} <= max ${maxMs}ms`);

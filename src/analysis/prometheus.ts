@@ -36,10 +36,15 @@ export async function queryPrometheus(address: string, query: string, opts: Quer
   }
   if (json.status !== 'success' || !json.data) throw new Error(`prometheus ${json.errorType ?? `HTTP ${res.status}`}: ${json.error ?? 'no data'}`);
   const { resultType, result } = json.data;
-  if (resultType === 'scalar') return Number((result as Sample)[1]);
+  if (resultType === 'scalar') return sampleValue((result as Sample)[1]);
   if (resultType !== 'vector') throw new Error(`query gave a ${resultType}; analysis needs one number (an instant vector with one series, or a scalar)`);
   const series = result as { metric: Record<string, string>; value: Sample }[];
   if (series.length === 0) throw new Error('query returned no series (no data in the window?)');
   if (series.length > 1) throw new Error(`query returned ${series.length} series; aggregate them to one, e.g. sum(...)`);
-  return Number(series[0]!.value[1]);
+  return sampleValue(series[0]!.value[1]);
+}
+
+/** Sample values are strings: "0.97", "NaN", "+Inf", "-Inf". */
+function sampleValue(text: string): number {
+  return text === '+Inf' ? Infinity : text === '-Inf' ? -Infinity : Number(text);
 }

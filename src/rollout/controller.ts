@@ -23,8 +23,8 @@ export interface FleetSync {
 
 /** Measures analysis windows (src/analysis/analyzer.ts). */
 export interface RolloutAnalyzer {
-  /** A window may not close before this (after a restart, telemetry is still being collected). */
-  earliestClose(spec: AnalysisSpec): Date;
+  /** A window of a run started at `startedAt` may not close before this. */
+  earliestClose(spec: AnalysisSpec, startedAt: Date): Date;
   /** Judges the window of `run` that closes at `to`; never throws for a metric's sake. */
   measure(state: RolloutState, run: string, spec: AnalysisSpec, to: Date): Promise<Measurement>;
 }
@@ -208,9 +208,9 @@ export class RolloutController extends EventEmitter<{ change: [RolloutState] }> 
         clearTimeout(t.timer);
         this.analysisTimers.delete(key);
       }
-    for (const { run, at, spec } of due) {
+    for (const { run, at, spec, startedAt } of due) {
       const key = prefix + run;
-      const to = Math.max(at.getTime(), analyzer!.earliestClose(spec).getTime());
+      const to = Math.max(at.getTime(), analyzer!.earliestClose(spec, startedAt).getTime());
       const armed = this.analysisTimers.get(key);
       if (armed?.to === to) continue; // armed, or being measured
       if (armed) clearTimeout(armed.timer);

@@ -1,6 +1,7 @@
 // The rollout state machine: pure (no I/O, time passed in), so the scheduler, the API and the
 // tests all drive the same transitions. Callers hand in a state and an event and get a new
-// state back; every change is explained by history entries appended in the same call.
+// state back; every change is explained by history entries appended in the same call (a
+// successful analysis measurement only lands in analysis.measurements).
 //
 // Invariants while a rollout is active (Progressing or Paused) — the current step has always
 // been entered, i.e.:
@@ -92,9 +93,9 @@ export function nextWakeAt(state: RolloutState): Date | null {
 }
 
 /** Analysis runs whose next window closes at `at` (the controller measures them then). */
-export function analysisDue(state: RolloutState): { run: string; at: Date; spec: AnalysisSpec }[] {
+export function analysisDue(state: RolloutState): { run: string; at: Date; startedAt: Date; spec: AnalysisSpec }[] {
   if (!isActive(state) || !state.analysis) return [];
-  return state.analysis.runs.map((r) => ({ run: r.run, at: new Date(r.nextAt), spec: runSpec(state, r.run) }));
+  return state.analysis.runs.map((r) => ({ run: r.run, at: new Date(r.nextAt), startedAt: new Date(r.startedAt), spec: runSpec(state, r.run) }));
 }
 
 export function isActive(state: RolloutState): boolean {
@@ -123,13 +124,7 @@ function apply(c: Ctx, e: RolloutEvent): void {
     case 'pause':
       assertActive(s, 'pause');
       if (s.phase === 'Paused') return;
-      s.phase = 'Paused';
-      s.pausedBy = 'user';
-      // Freeze a running timed pause: keep what was left, not the deadline.
-      if (s.pauseUntil !== null) {
-        s.pauseRemainingMs = Math.max(0, Date.parse(s.pauseUntil) - c.now.getTime());
-        s.pauseUntil = null;
-      }
+      hold(c, 'user');
       return record(c, 'PausedByUser', 'paused by user', s.step);
     case 'resume':
       assertActive(s, 'resume');
@@ -156,6 +151,17 @@ function rollBack(c: Ctx, reason: string): void {
   setCanaryWeight(s, 0);
   endSchedule(s);
   record(c, 'RolledBack', reason, s.step);
+}
+
+/** Pauses; a running timed pause is frozen: it keeps what was left, not the deadline. */
+function hold(c: Ctx, by: 'user' | 'analysis'): void {
+  const { s } = c;
+  s.phase = 'Paused';
+  s.pausedBy = by;
+  if (s.pauseUntil !== null) {
+    s.pauseRemainingMs = Math.max(0, Date.parse(s.pauseUntil) - c.now.getTime());
+    s.pauseUntil = null;
+  }
 }
 
 /** Leaving any pause; a human who resumes after an inconclusive pause starts that count afresh. */
@@ -196,7 +202,7 @@ function measured(c: Ctx, m: Measurement): void {
   current.nextAt = new Date(Date.parse(m.to) + parseDuration(spec.interval)).toISOString();
   c.changed = true;
   const detail = m.metrics.filter((r) => r.phase === m.phase).map((r) => `${r.name}: ${r.message}`).join('; ');
-  const step = s.step < s.spec.steps.length ? s.step : undefined;
+  const step = s.step; // active, so a step is in force
   if (m.phase === 'Successful') current.successful++;
   else if (m.phase === 'Failed') {
     current.failed++;
@@ -210,13 +216,7 @@ function measured(c: Ctx, m: Measurement): void {
     if (s.phase === 'Progressing') {
       record(c, 'AnalysisInconclusive', `${m.run}: ${detail} (inconclusive ${current.inconclusive}, inconclusiveLimit ${limit})`, step);
       if (current.inconclusive > limit) {
-        s.phase = 'Paused';
-        s.pausedBy = 'analysis';
-        // Freeze a running timed pause as a user pause would.
-        if (s.pauseUntil !== null) {
-          s.pauseRemainingMs = Math.max(0, Date.parse(s.pauseUntil) - c.now.getTime());
-          s.pauseUntil = null;
-        }
+        hold(c, 'analysis');
         record(c, 'PausedByAnalysis', `analysis ${m.run} inconclusive ${current.inconclusive} times (inconclusiveLimit ${limit}): resume or promote to go on, or roll back`, step);
       }
     }

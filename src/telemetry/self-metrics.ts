@@ -1,0 +1,153 @@
+// Sluice's own metrics for GET /metrics (Prometheus text format): the fleet as the xDS server
+// sees it, how fast pushes are acknowledged, and each rollout's phase, weight and last analysis.
+// One registry per Sluice, so several instances in one process (tests) do not collide.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RolloutState } from '../model/rollout.js';
+import type { ResourceCache } from '../xds/cache.js';
+import type { XdsServer } from '../xds/server.js';
+import type { XdsStream } from '../xds/stream.js';
+import type { ReportSource } from './telemetry.js';
+import type { WindowedStats } from './window.js';
+
+export interface SelfMetricsOptions {
+  xds: XdsServer;
+  cache: ResourceCache;
+  rollouts: () => RolloutState[];
+  telemetryReports: Readonly<Record<ReportSource, number>>;
+  telemetryWindows: WindowedStats;
+}
+
+const PHASES = ['Progressing', 'Paused', 'Promoted', 'RolledBack'] as const;
+const typeName = (typeUrl: string) => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
+
+export function selfMetrics(opts: SelfMetricsOptions): Registry {
+  const registry = new Registry();
+  const registers = [registry];
+  collectDefaultMetrics({ register: registry, prefix: 'sluice_' });
+
+  new Gauge({
+    name: 'sluice_xds_connected_nodes',
+    help: 'Connected xDS nodes (distinct node ids)',
+    registers,
+    collect() {
+      this.set(opts.xds.fleet().length);
+    },
+  });
+  new Gauge({
+    name: 'sluice_xds_connected_streams',
+    help: 'Open xDS streams',
+    registers,
+    collect() {
+      this.set(opts.xds.connectedStreams);
+    },
+  });
+  const pushes = new Counter({
+    name: 'sluice_xds_pushes_total',
+    help: 'New resource versions published to the cache, by node group and type; each is pushed to every subscribed stream',
+    labelNames: ['group', 'type'],
+    registers,
+  });
+  const acks = new Counter({ name: 'sluice_xds_acks_total', help: 'ACKs received, by type', labelNames: ['type'], registers });
+  const nacks = new Counter({ name: 'sluice_xds_nacks_total', help: 'NACKs (rejected configuration) received, by type', labelNames: ['type'], registers });
+  const convergence = new Histogram({
+    name: 'sluice_xds_push_ack_seconds',
+    help: 'From a new version being published to each connected node acknowledging it, by type',
+    labelNames: ['type'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers,
+  });
+
+  // Push-to-ACK: one observation per stream and publication, for streams that were connected
+  // when it was published and were sent it (a late joiner's first ACK says nothing about speed).
+  const publishedAt = new Map<string, number>();
+  const observed = new WeakMap<XdsStream, Map<string, number>>();
+  opts.cache.onChange((group, types) => {
+    const now = Date.now();
+    for (const t of types) {
+      publishedAt.set(`${group}\0${t}`, now);
+      pushes.inc({ group, type: typeName(t) });
+    }
+  });
+  opts.xds.on('ack', (stream, typeUrl) => {
+    acks.inc({ type: typeName(typeUrl) });
+    const published = publishedAt.get(`${stream.group}\0${typeUrl}`);
+    const sentAt = stream.types.get(typeUrl)?.sentAt?.getTime();
+    if (published === undefined || sentAt === undefined || sentAt < published || stream.connectedAt.getTime() > published) return;
+    let seen = observed.get(stream);
+    if (!seen) observed.set(stream, (seen = new Map()));
+    if (seen.get(typeUrl) === published) return;
+    seen.set(typeUrl, published);
+    convergence.observe({ type: typeName(typeUrl) }, (Date.now() - published) / 1000);
+  });
+  opts.xds.on('nack', (_stream, typeUrl) => nacks.inc({ type: typeName(typeUrl) }));
+
+  new Counter({
+    name: 'sluice_telemetry_reports_total',
+    help: 'Per-cluster load reports received from the data plane, by source',
+    labelNames: ['source'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [source, n] of Object.entries(opts.telemetryReports)) this.inc({ source }, n);
+    },
+  });
+
+  new Gauge({
+    name: 'sluice_telemetry_clusters',
+    help: 'Clusters with data-plane reports in the telemetry windows',
+    registers,
+    collect() {
+      this.set(opts.telemetryWindows.clusters().length);
+    },
+  });
+
+  new Gauge({
+    name: 'sluice_rollout_phase',
+    help: 'Rollout phase (1 for the current phase of each service)',
+    labelNames: ['service', 'phase'],
+    registers,
+    collect() {
+      this.reset();
+      for (const r of opts.rollouts()) for (const p of PHASES) this.set({ service: r.service, phase: p }, r.phase === p ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'sluice_rollout_canary_weight',
+    help: 'Percent of traffic routed to the canary',
+    labelNames: ['service', 'canary'],
+    registers,
+    collect() {
+      this.reset();
+      for (const r of opts.rollouts()) this.set({ service: r.service, canary: r.canary }, r.canaryWeight);
+    },
+  });
+  new Gauge({
+    name: 'sluice_analysis_value',
+    help: 'Last measured value of each analysis metric (ratio, ms, or the query value)',
+    labelNames: ['service', 'metric'],
+    registers,
+    collect() {
+      this.reset();
+      for (const r of opts.rollouts()) {
+        // The newest value per metric name: measurements are in time order.
+        const last = new Map<string, number>();
+        for (const m of r.analysis?.measurements ?? []) for (const x of m.metrics) if (x.value !== null) last.set(x.name, x.value);
+        for (const [metric, v] of last) this.set({ service: r.service, metric }, v);
+      }
+    },
+  });
+  new Gauge({
+    name: 'sluice_analysis_measurements',
+    help: 'Measurements of the analysis runs in progress, by result',
+    labelNames: ['service', 'run', 'result'],
+    registers,
+    collect() {
+      this.reset();
+      for (const r of opts.rollouts())
+        for (const run of r.analysis?.runs ?? [])
+          for (const result of ['successful', 'failed', 'inconclusive'] as const)
+            this.set({ service: r.service, run: run.run, result }, run[result]);
+    },
+  });
+  return registry;
+}
