@@ -39,6 +39,7 @@ const ENTRY_FILES = [
   'envoy/service/load_stats/v3/lrs.proto',
   'envoy/service/accesslog/v3/als.proto',
   'envoy/service/metrics/v3/metrics_service.proto',
+  'envoy/config/metrics/v3/metrics_service.proto',
   'envoy/config/bootstrap/v3/bootstrap.proto',
   'envoy/config/listener/v3/listener.proto',
   'envoy/config/route/v3/route.proto',
