@@ -1,7 +1,7 @@
 // `sluice demo`: a whole gray release on one machine, no Docker. Starts Sluice, two versions of
 // a gRPC service and a few proxyless gRPC client processes making steady calls, runs a rollout
-// through its steps and a rollback, and prints the weights next to the traffic each version
-// actually received.
+// through its steps and a manual rollback, then a second rollout whose canary starts failing
+// and is rolled back by analysis; prints the weights next to the traffic each version received.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,7 +41,8 @@ class Traffic {
           const r = await c.call('echo', 10, { deadlineMs: 1000 });
           for (const [v, n] of Object.entries(r.versions)) this.counts[v] = (this.counts[v] ?? 0) + n;
           this.failures += Object.values(r.errors).reduce((a, b) => a + b, 0);
-          if (Object.keys(r.errors).length > 0) await new Promise((res) => setTimeout(res, 100));
+          // Back off only when nothing answers (no route yet), not when a canary fails some calls.
+          if (Object.keys(r.versions).length === 0) await new Promise((res) => setTimeout(res, 100));
         }
       }),
     );
@@ -77,9 +78,16 @@ function line(r: RolloutState | undefined, stable: string, canary: string, t: { 
   );
 }
 
+function printHistory(r: RolloutState): void {
+  console.log(bold('\nhistory:'));
+  for (const h of r.history)
+    console.log(dim(`  ${h.at.slice(11, 23)} ${h.event.padEnd(14)} ${JSON.stringify(h.weights)} by ${h.by}: ${h.reason}`));
+}
+
 export async function runDemo(opts: DemoOptions): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-demo-'));
-  const config = ConfigSchema.parse({ xdsPort: opts.xdsPort, httpPort: opts.httpPort, dataDir, logLevel: 'warn' });
+  // Load reports every second, so analysis can judge a canary within seconds.
+  const config = ConfigSchema.parse({ xdsPort: opts.xdsPort, httpPort: opts.httpPort, dataDir, logLevel: 'warn', lrsInterval: '1s' });
   const sluice: Sluice = await startSluice(config, pino({ level: 'warn' }));
   const base = `http://127.0.0.1:${sluice.httpPort}`;
   const api = async (method: string, p: string, body?: unknown) => {
@@ -148,12 +156,31 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
         fleet.nodes.map((n) => `${n.node} ${n.state}${n.ms !== null ? ` in ${n.ms} ms` : ''}`).join(', '),
     );
     await watch(3500);
+    printHistory(current!);
+
+    console.log(bold('\n▶ again, now with analysis: the canary must keep a success rate ≥ 95% (judged every 2s from the clients\' load reports)'));
+    current = await api('POST', '/v1/rollouts', {
+      service: 'echo',
+      canary: 'v2',
+      steps: [{ setWeight: 20 }, { pause: { duration: '4s' } }, { setWeight: 50 }, { pause: {} }],
+      analysis: { interval: '2s', failureLimit: 0, inconclusiveLimit: 5, minRequests: 50, metrics: [{ name: 'success', successRate: { min: 0.95 } }] },
+    });
+    await watch(5000);
+    console.log(bold('\n💥 v2 starts failing 30% of its calls'));
+    const failingSince = Date.now();
+    backends[1]!.configure({ errorRate: 0.3 });
+    const until = Date.now() + 15_000;
+    while (current!.phase !== 'RolledBack' && Date.now() < until) await watch(100);
+    if (current!.phase === 'RolledBack') {
+      const last = current!.history[current!.history.length - 1]!;
+      console.log(`  analysis rolled back ${Date.parse(last.at) - failingSince} ms after v2 started failing: ${last.reason}`);
+    } else console.log('  (analysis did not roll back within 15 s)');
+    await watch(3000);
+    backends[1]!.configure({ errorRate: 0 });
 
     clearInterval(printer);
     printer = undefined;
-    console.log(bold('\nhistory:'));
-    for (const h of current!.history)
-      console.log(dim(`  ${h.at.slice(11, 23)} ${h.event.padEnd(14)} ${JSON.stringify(h.weights)} by ${h.by}: ${h.reason}`));
+    printHistory(current!);
 
     if (opts.keepRunning) {
       console.log(bold(`\nkeeps running: try curl ${base}/v1/fleet or POST ${base}/v1/rollouts (Ctrl-C stops)`));
