@@ -10,7 +10,7 @@ import type { XdsClient } from '../../src/demo/xds-client.js';
 import { spawnPythonXdsClient, spawnXdsClient } from '../../src/demo/xds-client.js';
 import type { HistoryEntry, Measurement, RolloutState } from '../../src/model/rollout.js';
 import type { TestSluice } from '../support/sluice.js';
-import { eventually, startTestSluice } from '../support/sluice.js';
+import { eventually, startTestSluice, serviceOf } from '../support/sluice.js';
 import { hasPythonGrpc } from '../support/python.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -41,14 +41,7 @@ describe('analysis with grpc-js-xds clients reporting load', () => {
     const hookUrl = `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/hook`;
     sluice = await startTestSluice({ lrsInterval: '1s', webhookUrl: hookUrl });
     [v1, v2] = await Promise.all([startBackend({ version: 'v1' }), startBackend({ version: 'v2' })]);
-    const service = {
-      versions: {
-        v1: { endpoints: [{ address: '127.0.0.1', port: v1.port }] },
-        v2: { endpoints: [{ address: '127.0.0.1', port: v2.port }] },
-      },
-      stable: 'v1',
-    };
-    expect((await sluice.api('PUT', '/v1/services/echo', service)).status).toBe(201);
+    expect((await sluice.api('PUT', '/v1/services/echo', serviceOf({ v1: v1.port, v2: v2.port }))).status).toBe(201);
     clients.push(...(await Promise.all(['a-1', 'a-2'].map((nodeId) => spawnXdsClient({ nodeId, xdsPort: sluice.xdsPort })))));
     for (const c of clients) await eventually(async () => (await c.call('echo', 1)).versions.v1 === 1, 15_000, 100);
     // Steady traffic from every client for the whole suite: a few hundred calls a second.

@@ -7,7 +7,7 @@ import { spawnXdsClient } from '../../src/demo/xds-client.js';
 import type { XdsClient } from '../../src/demo/xds-client.js';
 import type { SluiceProcess } from '../support/process.js';
 import { freePort, spawnSluice } from '../support/process.js';
-import { eventually, tempDir } from '../support/sluice.js';
+import { eventually, tempDir, serviceOf } from '../support/sluice.js';
 
 const service = (port: number, stable = 'v1', extra: Record<string, unknown> = {}) => ({
   versions: {
@@ -69,14 +69,7 @@ describe('crash safety', () => {
     const v1: Backend = await startBackend({ version: 'v1' });
     const v2: Backend = await startBackend({ version: 'v2' });
     cleanup.push(() => Promise.all([v1.stop(), v2.stop()]));
-    const spec = {
-      versions: {
-        v1: { endpoints: [{ address: '127.0.0.1', port: v1.port }] },
-        v2: { endpoints: [{ address: '127.0.0.1', port: v2.port }] },
-      },
-      stable: 'v1',
-    };
-    expect((await sluice.api('PUT', '/v1/services/echo', spec)).status).toBe(201);
+    expect((await sluice.api('PUT', '/v1/services/echo', serviceOf({ v1: v1.port, v2: v2.port }))).status).toBe(201);
     const client: XdsClient = await spawnXdsClient({ nodeId: 'survivor', xdsPort: ports.xdsPort });
     cleanup.push(() => client.stop());
     await eventually(async () => (await client.call('echo', 1)).versions.v1 === 1, 15_000, 100);

@@ -6,7 +6,7 @@ import { startBackend } from '../../src/demo/backend.js';
 import type { CallResult, XdsClient, XdsClientOptions } from '../../src/demo/xds-client.js';
 import { spawnPythonXdsClient, spawnXdsClient } from '../../src/demo/xds-client.js';
 import type { TestSluice } from '../support/sluice.js';
-import { eventually, startTestSluice } from '../support/sluice.js';
+import { eventually, startTestSluice, serviceOf } from '../support/sluice.js';
 import { hasPythonGrpc } from '../support/python.js';
 
 const implementations = [
@@ -35,14 +35,7 @@ for (const impl of implementations) {
     beforeAll(async () => {
       sluice = await startTestSluice();
       [v1, v2] = await Promise.all([startBackend({ version: 'v1' }), startBackend({ version: 'v2' })]);
-      const service = {
-        versions: {
-          v1: { endpoints: [{ address: '127.0.0.1', port: v1.port }] },
-          v2: { endpoints: [{ address: '127.0.0.1', port: v2.port }] },
-        },
-        stable: 'v1',
-      };
-      expect((await sluice.api('PUT', '/v1/services/echo', service)).status).toBe(201);
+      expect((await sluice.api('PUT', '/v1/services/echo', serviceOf({ v1: v1.port, v2: v2.port }))).status).toBe(201);
       const opts: Omit<XdsClientOptions, 'nodeId'> = { xdsPort: sluice.xdsPort };
       clients.push(...(await Promise.all(['r-1', 'r-2'].map((nodeId) => impl.spawn({ nodeId, ...opts })))));
       for (const c of clients) await eventually(async () => (await c.call('echo', 1)).versions.v1 === 1, 15_000, 100);

@@ -8,7 +8,7 @@ import type { XdsClient, XdsClientOptions } from '../../src/demo/xds-client.js';
 import { PYTHON, spawnPythonXdsClient, spawnXdsClient } from '../../src/demo/xds-client.js';
 import { TypeUrl } from '../../src/xds/protos.js';
 import type { TestSluice } from '../support/sluice.js';
-import { eventually, startTestSluice } from '../support/sluice.js';
+import { eventually, startTestSluice, serviceOf } from '../support/sluice.js';
 import { hasPythonGrpc } from '../support/python.js';
 
 const implementations: { name: string; spawn: (o: XdsClientOptions) => Promise<XdsClient>; agent: RegExp; available: boolean }[] = [
@@ -23,13 +23,7 @@ for (const impl of implementations) {
     let v2: Backend;
     const clients: XdsClient[] = [];
 
-    const service = (stable: string) => ({
-      versions: {
-        v1: { endpoints: [{ address: '127.0.0.1', port: v1.port }] },
-        v2: { endpoints: [{ address: '127.0.0.1', port: v2.port }] },
-      },
-      stable,
-    });
+    const service = (stable: string) => serviceOf({ v1: v1.port, v2: v2.port }, stable);
 
     beforeAll(async () => {
       sluice = await startTestSluice();

@@ -50,3 +50,11 @@ export async function eventually<T>(probe: () => Promise<T | undefined | false> 
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** A service body with one loopback endpoint per version: `serviceOf({ v1: 50051, v2: 50052 })`. */
+export function serviceOf(ports: Record<string, number>, stable = Object.keys(ports)[0]!): { versions: Record<string, { endpoints: { address: string; port: number }[] }>; stable: string } {
+  return {
+    versions: Object.fromEntries(Object.entries(ports).map(([v, port]) => [v, { endpoints: [{ address: '127.0.0.1', port }] }])),
+    stable,
+  };
+}
