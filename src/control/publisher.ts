@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { ResourceCache } from '../xds/cache.js';
 import type { EnvoyListenerOptions } from '../translate/listeners.js';
 import type { Flavour, Routing } from '../translate/routing.js';
-import { translateEnvoy, translateGrpc } from '../translate/translate.js';
+import { Translator } from '../translate/translate.js';
 import type { XdsNode } from '../xds/node.js';
 
 /** Which cache group serves a node: Envoy gets socket listeners, everything else API listeners. */
@@ -27,9 +27,11 @@ export class Publisher {
   private timer?: NodeJS.Timeout;
   private waiters: (() => void)[] = [];
   private readonly debounceMs: number;
+  private readonly translator: Translator;
 
   constructor(private readonly opts: PublisherOptions) {
     this.debounceMs = opts.debounceMs ?? 20;
+    this.translator = new Translator(opts.envoyListener);
   }
 
   /** Publishes soon (coalescing bursts), or now when urgent; resolves once the cache has it. */
@@ -55,8 +57,9 @@ export class Publisher {
     try {
       const routings = this.opts.routings();
       const { cache } = this.opts;
-      const grpcChanged = cache.set('grpc', translateGrpc(routings));
-      const envoyChanged = cache.set('envoy', translateEnvoy(routings, this.opts.envoyListener));
+      const grpcChanged = cache.set('grpc', this.translator.grpc(routings));
+      const envoyChanged = cache.set('envoy', this.translator.envoy(routings));
+      this.translator.forgetAllBut(routings);
       if (grpcChanged.size || envoyChanged.size)
         this.opts.log.debug({ services: routings.length, grpc: [...grpcChanged], envoy: [...envoyChanged] }, 'published');
     } finally {

@@ -7,7 +7,7 @@ import { cookieRegex } from '../../src/translate/routes.js';
 import type { RouteMatcher, Routing } from '../../src/translate/routing.js';
 import { stableRouting } from '../../src/translate/routing.js';
 import type { ResourcesByType } from '../../src/translate/translate.js';
-import { translateEnvoy, translateGrpc } from '../../src/translate/translate.js';
+import { translateEnvoy, translateGrpc, Translator } from '../../src/translate/translate.js';
 import { messageType, TypeUrl, unpackAny } from '../../src/xds/protos.js';
 import type { Resource } from '../../src/xds/resource.js';
 import { decodeStrict } from '../support/strict-decode.js';
@@ -350,5 +350,25 @@ describe('every translated resource', () => {
     expect(grpcRoute.timeout).toBeUndefined();
     expect(grpcRoute.max_stream_duration).toEqual({ max_stream_duration: { seconds: '2', nanos: 500_000_000 } });
     expect(grpcRoute.retry_policy).toEqual({ retry_on: 'unavailable', num_retries: { value: 2 } }); // gRPC status codes only
+  });
+});
+
+describe('Translator (memoized per service)', () => {
+  it('gives byte-identical output to the pure functions, and re-encodes only what changed', () => {
+    const t = new Translator(DEFAULT_ENVOY_LISTENER);
+    const a = stableRouting(checkout);
+    const b = stableRouting(search);
+    const versionsOf = (out: ResourcesByType) => Object.values(out).flat().map((r) => `${r.typeUrl} ${r.name} ${r.version}`).sort();
+    expect(versionsOf(t.grpc([a, b]))).toEqual(versionsOf(translateGrpc([a, b])));
+    expect(versionsOf(t.envoy([b, a]))).toEqual(versionsOf(translateEnvoy([a, b], DEFAULT_ENVOY_LISTENER)));
+    const first = t.grpc([a, b]);
+    const moved: Routing = { ...a, split: [{ version: 'v2', weight: 30 }, { version: 'v1', weight: 70 }] };
+    const second = t.grpc([moved, b]);
+    const same = (x: ResourcesByType, y: ResourcesByType, name: string) =>
+      x[TypeUrl.RouteConfiguration]!.find((r) => r.name === name) === y[TypeUrl.RouteConfiguration]!.find((r) => r.name === name);
+    expect(same(first, second, search.name)).toBe(true); // the untouched service is not rebuilt
+    expect(same(first, second, checkout.name)).toBe(false);
+    expect(versionsOf(second)).toEqual(versionsOf(translateGrpc([moved, b])));
+    expect(versionsOf(t.envoy([moved, b]))).toEqual(versionsOf(translateEnvoy([moved, b], DEFAULT_ENVOY_LISTENER)));
   });
 });
