@@ -16,8 +16,8 @@ import type { Routing } from '../src/translate/routing.js';
 import { DEFAULT_ENVOY_LISTENER } from '../src/translate/listeners.js';
 import { FieldWriter, parseRequestHead } from './wire.js';
 import { CANARY_WEIGHT, ROLLBACK_SERVICE, serviceName, serviceSpec } from './fleet.js';
-import { serveIpc } from './ipc.js';
-import { cpuSnapshot, measureMemory } from './child.js';
+import { nowMs, serveIpc } from './ipc.js';
+import { cpuSnapshot, measureMemory, profileStart, profileStop } from './child.js';
 
 const services = Number(process.argv[2] ?? 100);
 const GROUPS = ['grpc', 'envoy'] as const;
@@ -32,17 +32,28 @@ function routings(canaryWeight: number): Routing[] {
   });
 }
 
-/** group → type URL → name → resource. */
+/** Per canary weight: group → type URL → resources; translated and encoded at start-up. */
+const states = new Map<number, Map<Group, Record<string, Resource[]>>>();
 let resources = new Map<Group, Record<string, Resource[]>>();
-const bodies = new Map<string, Buffer>();
+let bodies = new Map<string, Buffer>();
+const bodiesByState = new Map<number, Map<string, Buffer>>();
 
-function translate(canaryWeight: number): void {
+function translate(canaryWeight: number): Map<Group, Record<string, Resource[]>> {
   const r = routings(canaryWeight);
-  resources = new Map([
+  return new Map<Group, Record<string, Resource[]>>([
     ['grpc', translateGrpc(r)],
     ['envoy', translateEnvoy(r, DEFAULT_ENVOY_LISTENER)],
   ]);
-  bodies.clear();
+}
+
+function select(canaryWeight: number): void {
+  resources = states.get(canaryWeight)!;
+  bodies = bodiesByState.get(canaryWeight)!;
+}
+
+for (const w of [0, CANARY_WEIGHT]) {
+  states.set(w, translate(w));
+  bodiesByState.set(w, new Map());
 }
 
 /** The pre-encoded response for a group, type and subscription (memoized). */
@@ -116,8 +127,11 @@ server.addService(
 );
 
 /** The push: every stream subscribed to routes gets the new RouteConfiguration. */
+const marks: { group: string; start: number; end: number; changed: number }[] = [];
+
 function push(canaryWeight: number): number {
-  translate(canaryWeight);
+  const start = nowMs();
+  select(canaryWeight);
   let n = 0;
   for (const c of calls) {
     const key = c.keys.get(TypeUrl.RouteConfiguration);
@@ -125,10 +139,19 @@ function push(canaryWeight: number): number {
     c.call.write(body(c.group, TypeUrl.RouteConfiguration, key));
     n++;
   }
+  marks.push({ group: 'grpc', start, end: nowMs(), changed: 1 });
+  if (marks.length > 1000) marks.splice(0, marks.length - 1000);
   return n;
 }
 
-translate(0);
+select(0);
+// Pre-encode the route responses of both states for the subscription every bench node has.
+for (const w of [CANARY_WEIGHT, 0]) {
+  select(w);
+  body('grpc', TypeUrl.RouteConfiguration, ROLLBACK_SERVICE);
+  body('envoy', TypeUrl.RouteConfiguration, DEFAULT_ENVOY_LISTENER.name);
+}
+select(0);
 
 const api = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');
@@ -150,7 +173,10 @@ const httpPort = (api.address() as { port: number }).port;
 
 serveIpc({
   ports: () => ({ xdsPort, httpPort, weight: CANARY_WEIGHT }),
+  marks: () => marks.splice(0),
   mem: () => measureMemory(),
+  profileStart,
+  profileStop,
   cpu: () => cpuSnapshot(),
   streams: () => calls.size,
   exit: () => {

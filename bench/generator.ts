@@ -5,7 +5,7 @@
 // of version/type/nonce; resources are decoded only for a version this process has not seen.
 import http2 from 'node:http2';
 import { emitEvent, nowMs, serveIpc } from './ipc.js';
-import { FieldWriter, GrpcDeframer, NodeField, RequestField, parseResponseHead } from './wire.js';
+import { FieldWriter, GrpcDeframer, RequestField, parseResponseHead } from './wire.js';
 import { messageType, TypeUrl, unpackAny } from '../src/xds/protos.js';
 
 const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
@@ -241,14 +241,31 @@ function sameNames(a: readonly string[] | null, b: readonly string[]): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Streams are tagged by the server they talk to, so that Sluice and the floor can be measured
+// alternately with both fleets connected.
 
-let streams: SimStream[] = [];
-let sessions: Session[] = [];
-let port = 0;
-let perConn = 100;
+interface Fleet {
+  port: number;
+  perConn: number;
+  streams: SimStream[];
+  sessions: Session[];
+  shared?: Session;
+}
+const fleets = new Map<string, Fleet>();
 
-function connect(solo: boolean): Session {
-  const h2 = http2.connect(`http://127.0.0.1:${port}`, {
+function fleet(tag: string): Fleet {
+  let f = fleets.get(tag);
+  if (!f) fleets.set(tag, (f = { port: 0, perConn: 100, streams: [], sessions: [] }));
+  return f;
+}
+
+function allStreams(tag?: string): SimStream[] {
+  if (tag !== undefined) return fleets.get(tag)?.streams ?? [];
+  return [...fleets.values()].flatMap((f) => f.streams);
+}
+
+function connect(f: Fleet, solo: boolean): Session {
+  const h2 = http2.connect(`http://127.0.0.1:${f.port}`, {
     settings: solo ? { enablePush: false } : { enablePush: false, initialWindowSize: 4 << 20 },
     maxSessionMemory: 1000,
   });
@@ -262,29 +279,28 @@ function connect(solo: boolean): Session {
   h2.on('close', () => {
     s.closed = true;
   });
-  sessions.push(s);
+  f.sessions.push(s);
   return s;
 }
 
-let shared: Session | undefined;
-function sessionFor(spec: StreamSpec): Session {
-  if (spec.solo) return connect(true);
-  if (!shared || shared.closed || shared.streams >= perConn) shared = connect(false);
-  return shared;
+function sessionFor(f: Fleet, spec: StreamSpec): Session {
+  if (spec.solo) return connect(f, true);
+  if (!f.shared || f.shared.closed || f.shared.streams >= f.perConn) f.shared = connect(f, false);
+  return f.shared;
 }
 
-function openAll(list: SimStream[], resubscribe: boolean): void {
+function openAll(f: Fleet, list: SimStream[], resubscribe: boolean): void {
   for (const s of list) {
-    const session = sessionFor(s.spec);
+    const session = sessionFor(f, s.spec);
     session.streams++;
     s.open(session, resubscribe);
   }
 }
 
-function closeSessions(): void {
-  for (const s of sessions) if (!s.closed) s.h2.destroy();
-  sessions = [];
-  shared = undefined;
+function closeSessions(f: Fleet): void {
+  for (const s of f.sessions) if (!s.closed) s.h2.destroy();
+  f.sessions = [];
+  f.shared = undefined;
 }
 
 function waitUntil(cond: () => boolean, timeoutMs: number, everyMs = 10): Promise<boolean> {
@@ -308,53 +324,53 @@ function onStamp(): void {
   }
 }
 
-const syncedCount = () => streams.reduce((n, s) => n + (s.synced ? 1 : 0), 0);
+const byNode = (list: SimStream[], ids: readonly string[] = []) => {
+  const set = new Set(ids);
+  return list.filter((s) => !set.has(s.spec.nodeId));
+};
 
 serveIpc({
   /** Opens the given streams in batches, each batch waiting for its streams to sync. */
-  async open(args: { port: number; perConn: number; specs: StreamSpec[]; batch: number; timeoutMs: number }) {
-    port = args.port;
-    perConn = args.perConn;
+  async open(args: { tag: string; port: number; perConn: number; specs: StreamSpec[]; batch: number; timeoutMs: number }) {
+    const f = fleet(args.tag);
+    f.port = args.port;
+    f.perConn = args.perConn;
     const started = nowMs();
-    const fresh = args.specs.map((spec, i) => new SimStream(streams.length + i, spec));
-    streams.push(...fresh);
+    const fresh = args.specs.map((spec, i) => new SimStream(f.streams.length + i, spec));
+    f.streams.push(...fresh);
     for (let i = 0; i < fresh.length; i += args.batch) {
       const batch = fresh.slice(i, i + args.batch);
-      openAll(batch, false);
+      openAll(f, batch, false);
       await waitUntil(() => batch.every((s) => s.synced || !s.alive), args.timeoutMs);
     }
     return { opened: fresh.length, synced: fresh.filter((s) => s.synced).length, ms: nowMs() - started };
   },
 
-  /** Server restarted: every stream reconnects at once, asking again for what it holds. */
-  async reconnect(args: { port: number; timeoutMs: number }) {
-    closeSessions();
-    port = args.port;
-    const t0 = nowMs();
-    openAll(streams, true);
-    await waitUntil(() => streams.every((s) => s.synced), args.timeoutMs);
-    return {
-      t0,
-      syncedAt: Float64Array.from(streams, (s) => s.syncedAt),
-      openedAt: Float64Array.from(streams, (s) => s.openedAt),
-    };
+  /** Server restarted: every stream of the fleet reconnects at once, asking again for what it holds. */
+  async reconnect(args: { tag: string; port: number; timeoutMs: number }) {
+    const f = fleet(args.tag);
+    closeSessions(f);
+    f.port = args.port;
+    openAll(f, f.streams, true);
+    await waitUntil(() => f.streams.every((s) => s.synced), args.timeoutMs);
+    return { syncedAt: Float64Array.from(f.streams, (s) => s.syncedAt) };
   },
 
-  /** Counts the current RDS version of each stream; the next different one is stamped. */
-  arm() {
+  /** Notes the current RDS version of each stream of the fleet; the next different one is stamped. */
+  arm(args: { tag: string; exclude?: string[] }) {
     armedWaiting = 0;
-    for (const s of streams) {
+    stampWaiters = [];
+    for (const s of allStreams()) s.armedVersion = null;
+    for (const s of byNode(allStreams(args.tag), args.exclude)) {
       s.armedVersion = s.version[RDS]!;
       s.stampAt = NaN;
       armedWaiting++;
     }
-    return streams.length;
+    return armedWaiting;
   },
 
   /** Waits until every armed stream got a new RouteConfiguration; returns the arrival times. */
-  async collect(args: { timeoutMs: number; exclude?: number[] }) {
-    const excluded = new Set(args.exclude ?? []);
-    for (const i of excluded) if (Number.isNaN(streams[i]!.stampAt)) armedWaiting--;
+  async collect(args: { tag: string; timeoutMs: number; exclude?: string[] }) {
     if (armedWaiting > 0)
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, args.timeoutMs);
@@ -363,28 +379,30 @@ serveIpc({
           resolve();
         });
       });
-    const stamps = Float64Array.from(streams.filter((_, i) => !excluded.has(i)), (s) => s.stampAt);
-    for (const s of streams) s.armedVersion = null;
+    const list = byNode(allStreams(args.tag), args.exclude);
+    const stamps = Float64Array.from(list, (s) => s.stampAt);
+    for (const s of list) s.armedVersion = null;
     return stamps;
   },
 
   /** Resolves once every stream is synced and nothing arrived for idleMs. */
-  async quiet(args: { idleMs: number; timeoutMs: number; exclude?: number[] }) {
-    const excluded = new Set(args.exclude ?? []);
+  async quiet(args: { tag?: string; idleMs: number; timeoutMs: number; exclude?: string[] }) {
+    const list = byNode(allStreams(args.tag), args.exclude);
     const ok = await waitUntil(() => {
       const now = nowMs();
-      return streams.every((s, i) => excluded.has(i) || (s.synced && now - s.lastResponseAt >= args.idleMs));
+      return list.every((s) => s.synced && now - s.lastResponseAt >= args.idleMs);
     }, args.timeoutMs);
-    return { ok, synced: syncedCount(), total: streams.length };
+    return { ok, synced: list.filter((s) => s.synced).length, total: list.length };
   },
 
-  status() {
+  status(args: { tag?: string } = {}) {
+    const list = allStreams(args?.tag);
     const rds = new Map<string, number>();
-    for (const s of streams) rds.set(s.version[RDS]!, (rds.get(s.version[RDS]!) ?? 0) + 1);
+    for (const s of list) rds.set(s.version[RDS]!, (rds.get(s.version[RDS]!) ?? 0) + 1);
     return {
-      streams: streams.length,
-      alive: streams.filter((s) => s.alive).length,
-      synced: syncedCount(),
+      streams: list.length,
+      alive: list.filter((s) => s.alive).length,
+      synced: list.filter((s) => s.synced).length,
       rdsVersions: Object.fromEntries(rds),
       counters: { ...counters, responses: [...counters.responses] },
       decodes,
@@ -393,27 +411,26 @@ serveIpc({
     };
   },
 
-  pause(args: { index: number }) {
-    streams[args.index]?.pause();
+  pause(args: { nodeId: string }) {
+    for (const s of allStreams()) if (s.spec.nodeId === args.nodeId) s.pause();
   },
 
-  resume(args: { index: number }) {
-    streams[args.index]?.resume();
+  resume(args: { nodeId: string }) {
+    for (const s of allStreams()) if (s.spec.nodeId === args.nodeId) s.resume();
   },
 
-  version(args: { index: number }) {
-    return streams[args.index]?.version[RDS] ?? null;
-  },
-
-  close() {
-    closeSessions();
-    streams = [];
-    refsCache.clear();
+  close(args: { tag?: string } = {}) {
+    for (const [tag, f] of fleets)
+      if (args?.tag === undefined || args.tag === tag) {
+        closeSessions(f);
+        fleets.delete(tag);
+      }
+    if (fleets.size === 0) refsCache.clear();
     return true;
   },
 
   exit() {
-    closeSessions();
+    for (const f of fleets.values()) closeSessions(f);
     setImmediate(() => process.exit(0));
   },
 });

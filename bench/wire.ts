@@ -161,4 +161,3 @@ export class GrpcDeframer {
 }
 
 export const RequestField = { versionInfo: 1, node: 2, resourceNames: 3, typeUrl: 4, nonce: 5, errorDetail: 6 } as const;
-export const NodeField = { id: 1, cluster: 2, userAgentName: 6, userAgentVersion: 7, clientFeatures: 10 } as const;

@@ -20,9 +20,15 @@ export type CacheListener = (group: string, typeUrls: ReadonlySet<string>) => vo
 
 const EMPTY: ReadonlyMap<string, Resource> = new Map();
 
+/** The memo key of a selection: `*`, or the sorted names. */
+export function selectionKey(selection: Selection): string {
+  return selection === WILDCARD ? WILDCARD : [...selection].sort().join('\n');
+}
+
 export class ResourceCache {
   private readonly groups = new Map<string, Map<string, ReadonlyMap<string, Resource>>>();
-  private readonly views = new Map<string, Map<string, View>>();
+  /** group → type URL → selection key → view. Nested maps: a lookup builds no key string. */
+  private readonly views = new Map<string, Map<string, Map<string, View>>>();
   private readonly listeners = new Set<CacheListener>();
   private readonly controlPlaneField: Buffer;
   /** control_plane field for DeltaDiscoveryResponse (another field number). */
@@ -59,7 +65,7 @@ export class ResourceCache {
     if (!types) this.groups.set(group, (types = new Map()));
     for (const [typeUrl, after] of next) {
       types.set(typeUrl, after);
-      this.views.delete(viewKey(group, typeUrl));
+      this.views.get(group)?.delete(typeUrl);
     }
     const changed = new Set(next.keys());
     for (const l of this.listeners) l(group, changed);
@@ -74,12 +80,15 @@ export class ResourceCache {
     return [...this.groups.keys()];
   }
 
-  /** The response for a wildcard or named subscription, memoized until the type changes. */
-  view(group: string, typeUrl: string, selection: Selection): View {
-    const key = selection === WILDCARD ? WILDCARD : [...selection].sort().join('\n');
-    const vk = viewKey(group, typeUrl);
-    let memo = this.views.get(vk);
-    if (!memo) this.views.set(vk, (memo = new Map()));
+  /**
+   * The response for a wildcard or named subscription, memoized until the type changes.
+   * `key` is `selectionKey(selection)` when the caller keeps it (streams do, so a push sorts nothing).
+   */
+  view(group: string, typeUrl: string, selection: Selection, key = selectionKey(selection)): View {
+    let byType = this.views.get(group);
+    if (!byType) this.views.set(group, (byType = new Map()));
+    let memo = byType.get(typeUrl);
+    if (!memo) byType.set(typeUrl, (memo = new Map()));
     let view = memo.get(key);
     if (!view) {
       const all = this.resources(group, typeUrl);
@@ -116,10 +125,6 @@ export class ResourceCache {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
-}
-
-function viewKey(group: string, typeUrl: string): string {
-  return `${group}\0${typeUrl}`;
 }
 
 function sameVersions(a: ReadonlyMap<string, Resource>, b: ReadonlyMap<string, Resource>): boolean {

@@ -24,6 +24,18 @@ export function hashBytes(...parts: (Uint8Array | string)[]): string {
   return h.digest('base64url').slice(0, 16);
 }
 
+/**
+ * The last resources made per type and name (a few: one name can have a variant per client
+ * flavour, e.g. an Envoy and a gRPC cluster). Publishing re-translates every service, and most
+ * resources come out byte-for-byte as before: those are handed back as they were, without
+ * hashing and re-framing them (the cache keeps the old identity of an unchanged version anyway).
+ * Bounded: cleared when it holds more than MEMO_MAX names.
+ */
+const memo = new Map<string, Map<string, Resource[]>>();
+let memoSize = 0;
+const MEMO_MAX = 100_000;
+const VARIANTS = 4;
+
 /** Wraps an encoded message as a cacheable resource. */
 export function makeResource(
   typeUrl: string,
@@ -31,6 +43,15 @@ export function makeResource(
   message: Uint8Array,
   refs: Readonly<Record<string, readonly string[]>> = {},
 ): Resource {
+  let byName = memo.get(typeUrl);
+  const recent = byName?.get(name);
+  if (recent)
+    for (let i = 0; i < recent.length; i++) {
+      const prev = recent[i]!;
+      if (!holds(prev.any, typeUrl, message) || !sameRefs(prev.refs, refs)) continue;
+      if (i > 0) recent.unshift(...recent.splice(i, 1)); // most recently used first
+      return prev;
+    }
   const any = concat([bytesField(Field.any.typeUrl, typeUrl), bytesField(Field.any.value, message)]);
   const version = hashBytes(any);
   const deltaBody = concat([
@@ -38,7 +59,7 @@ export function makeResource(
     bytesField(Field.resource.resource, any),
     bytesField(Field.resource.name, name),
   ]);
-  return {
+  const r: Resource = {
     typeUrl,
     name,
     version,
@@ -47,4 +68,50 @@ export function makeResource(
     deltaField: bytesField(Field.deltaResponse.resources, deltaBody),
     refs,
   };
+  if (memoSize >= MEMO_MAX) {
+    // Plenty of names, most no longer published: start afresh.
+    memo.clear();
+    memoSize = 0;
+    byName = undefined;
+  }
+  if (!byName) memo.set(typeUrl, (byName = new Map()));
+  let list = byName.get(name);
+  if (!list) {
+    byName.set(name, (list = []));
+    memoSize++;
+  }
+  list.unshift(r);
+  if (list.length > VARIANTS) list.pop();
+  return r;
+}
+
+/** Whether `any` (type_url field, then value field) wraps exactly `message`. */
+function holds(any: Buffer, typeUrl: string, message: Uint8Array): boolean {
+  const urlLen = Buffer.byteLength(typeUrl, 'utf8');
+  const expected = 1 + varintSize(urlLen) + urlLen + 1 + varintSize(message.length) + message.length;
+  if (any.length !== expected) return false;
+  const tail = any.subarray(any.length - message.length);
+  return Buffer.compare(tail, message) === 0;
+}
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n >>>= 7;
+    size++;
+  }
+  return size;
+}
+
+function sameRefs(a: Readonly<Record<string, readonly string[]>>, b: Readonly<Record<string, readonly string[]>>): boolean {
+  if (a === b) return true;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    const x = a[k]!;
+    const y = b[k];
+    if (!y || x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  }
+  return true;
 }

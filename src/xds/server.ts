@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import type { ResourceCache } from './cache.js';
 import { WILDCARD } from './cache.js';
 import type { XdsNode } from './node.js';
-import { messageType, TypeUrl } from './protos.js';
+import { TypeUrl } from './protos.js';
+import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './requests.js';
 import type { DeltaDiscoveryRequest } from './delta-stream.js';
 import { DeltaStream } from './delta-stream.js';
 import type { DiscoveryRequest } from './sotw-stream.js';
@@ -16,11 +17,20 @@ import { XdsStream } from './stream.js';
 import { Field, bytesField } from './wire.js';
 import { nodeFromRequest } from './node.js';
 
-const decodeOptions = { longs: String, enums: Number, defaults: true, arrays: true, objects: true } as const;
+const REQ = 'envoy.service.discovery.v3.DiscoveryRequest';
+const DELTA_REQ = 'envoy.service.discovery.v3.DeltaDiscoveryRequest';
+
+/** Requests are decoded by hand (requests.ts): every ACK is one, and protobufjs' toObject was
+ *  the largest cost of handling it. The objects are the same as toObject gave. */
+const DECODERS: Record<string, (buf: Buffer) => unknown> = {
+  [REQ]: decodeDiscoveryRequest,
+  [DELTA_REQ]: decodeDeltaDiscoveryRequest,
+};
 
 function decoder<T>(typeName: string): (buf: Buffer) => T {
-  const t = messageType(typeName);
-  return (buf) => t.toObject(t.decode(buf), decodeOptions) as T;
+  const decode = DECODERS[typeName];
+  if (!decode) throw new Error(`no decoder for ${typeName}`);
+  return decode as (buf: Buffer) => T;
 }
 const identity = (b: Buffer) => b;
 
@@ -39,9 +49,6 @@ function bidi<Req>(service: string, method: string, requestType: string): grpc.M
 function unary<Req>(service: string, method: string, requestType: string): grpc.MethodDefinition<Req, Buffer> {
   return { ...bidi<Req>(service, method, requestType), requestStream: false, responseStream: false };
 }
-
-const REQ = 'envoy.service.discovery.v3.DiscoveryRequest';
-const DELTA_REQ = 'envoy.service.discovery.v3.DeltaDiscoveryRequest';
 
 /** Per-type discovery services: package, name stem and the one type they serve. */
 const PER_TYPE = [
@@ -71,6 +78,13 @@ export interface NodeConvergence {
   message?: string;
 }
 
+/** One running awaitConvergence: the streams it still waits for, and what to do on news. */
+interface ConvergenceWait {
+  readonly waiting: ReadonlySet<XdsStream>;
+  onEvent(stream: XdsStream): void;
+  onGone(stream: XdsStream): void;
+}
+
 export interface XdsServerOptions {
   cache: ResourceCache;
   log: Logger;
@@ -91,6 +105,10 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
   readonly groupOf: (node: XdsNode) => string;
   private readonly streams = new Set<XdsStream>();
   private readonly attachedStreams = new Set<XdsStream>();
+  /** Running awaitConvergence calls. */
+  private readonly waits = new Set<ConvergenceWait>();
+  /** Attached streams by cache group: a change to one group visits only its streams. */
+  private readonly streamsByGroup = new Map<string, Set<XdsStream>>();
   private server?: grpc.Server;
 
   constructor(opts: XdsServerOptions) {
@@ -100,7 +118,8 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
     this.log = opts.log;
     this.groupOf = opts.groupOf;
     this.cache.onChange((group, types) => {
-      for (const s of this.attachedStreams) s.onCacheChange(group, types);
+      const streams = this.streamsByGroup.get(group);
+      if (streams) for (const s of streams) s.onCacheChange(group, types);
     });
   }
 
@@ -155,8 +174,10 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
       stream.close();
       this.streams.delete(stream);
       if (this.attachedStreams.delete(stream)) {
+        this.streamsByGroup.get(stream.group)?.delete(stream);
         this.log.info({ node: stream.node?.id, stream: stream.id, err: err?.message }, 'xds stream closed');
         this.emit('disconnect', stream);
+        for (const w of this.waits) w.onGone(stream);
       }
     };
     call.on('data', (req: Req) => {
@@ -192,6 +213,9 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
   // StreamHost
   attached(stream: XdsStream): void {
     this.attachedStreams.add(stream);
+    let group = this.streamsByGroup.get(stream.group);
+    if (!group) this.streamsByGroup.set(stream.group, (group = new Set()));
+    group.add(stream);
     this.log.info(
       { node: stream.node?.id, cluster: stream.node?.cluster, userAgent: stream.node?.userAgentName, group: stream.group, flavour: stream.flavour, stream: stream.id },
       'xds stream opened',
@@ -201,11 +225,20 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
 
   acked(stream: XdsStream, typeUrl: string, version: string): void {
     this.emit('ack', stream, typeUrl, version);
+    this.notifyWaits(stream);
+  }
+
+  /** An ACK or NACK may settle convergence waits: one loop over the waits (each a Set lookup),
+   *  where one event listener per wait cost an emitter array copy and a call per wait. */
+  private notifyWaits(stream: XdsStream): void {
+    if (this.waits.size === 0) return;
+    for (const w of this.waits) if (w.waiting.has(stream)) w.onEvent(stream);
   }
 
   nacked(stream: XdsStream, typeUrl: string, nack: Nack): void {
     this.log.warn({ node: stream.node?.id, typeUrl, version: nack.version, message: nack.message }, 'xds NACK');
     this.emit('nack', stream, typeUrl, nack);
+    this.notifyWaits(stream);
   }
 
   /** Every connected node (several streams of one node id are merged). */
@@ -265,27 +298,25 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
     }
     if (waiting.size > 0) {
       await new Promise<void>((resolve) => {
-        const onEvent = (s: XdsStream) => {
-          if (!waiting.has(s)) return;
-          check(s);
-          if (waiting.size === 0) done();
-        };
-        const onGone = (s: XdsStream) => {
-          if (!waiting.delete(s)) return;
-          results.set(s, { node: s.node!.id, stream: s.id, state: 'disconnected', ms: null });
-          if (waiting.size === 0) done();
+        const wait: ConvergenceWait = {
+          waiting,
+          onEvent: (s) => {
+            check(s);
+            if (waiting.size === 0) done();
+          },
+          onGone: (s) => {
+            if (!waiting.delete(s)) return;
+            results.set(s, { node: s.node!.id, stream: s.id, state: 'disconnected', ms: null });
+            if (waiting.size === 0) done();
+          },
         };
         const timer = setTimeout(() => done(), timeoutMs);
         const done = () => {
           clearTimeout(timer);
-          this.off('ack', onEvent);
-          this.off('nack', onEvent);
-          this.off('disconnect', onGone);
+          this.waits.delete(wait);
           resolve();
         };
-        this.on('ack', onEvent);
-        this.on('nack', onEvent);
-        this.on('disconnect', onGone);
+        this.waits.add(wait);
       });
     }
     for (const s of waiting) results.set(s, { node: s.node!.id, stream: s.id, state: 'pending', ms: null });

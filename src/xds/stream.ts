@@ -2,9 +2,10 @@
 // status reads, write back-pressure, and make-before-break retention.
 import type { Logger } from 'pino';
 import type { ResourceCache } from './cache.js';
+import { WILDCARD } from './cache.js';
 import type { Resource } from './resource.js';
 import type { XdsNode } from './node.js';
-import { byPushOrder, isWildcardCapable } from './node.js';
+import { byPushOrder, isWildcardCapable, PUSH_ORDER } from './node.js';
 
 export interface Nack {
   readonly version: string;
@@ -19,6 +20,9 @@ export class TypeState {
   /** Wildcard established by an empty first request; lasts while requests stay empty. */
   legacyWildcard = false;
   names = new Set<string>();
+  /** The cache's memo key for this subscription (`*` or the sorted names), kept by
+   *  replaceNames so that a state-of-the-world push sorts nothing. */
+  selectionKey = '';
   /** Latest nonce sent for this type. */
   nonce = '';
   sentVersion = '';
@@ -35,10 +39,22 @@ export class TypeState {
 
   constructor(readonly typeUrl: string) {}
 
-  /** Applies a state-of-the-world `resource_names`; returns whether the subscription changed. */
+  /** Applies a state-of-the-world `resource_names`; returns whether the subscription changed.
+   *  An ACK repeats the names: that case allocates nothing. */
   replaceNames(requested: readonly string[], first: boolean): boolean {
-    const star = requested.includes('*');
-    const names = requested.filter((n) => n !== '*');
+    // The names are `requested` without '*'; they equal the current set when every one is in it
+    // and there are as many (a repeated name counts as a change, as it always did).
+    let star = false;
+    let count = 0;
+    let same = true;
+    for (const n of requested) {
+      if (n === '*') star = true;
+      else {
+        count++;
+        if (same && !this.names.has(n)) same = false;
+      }
+    }
+    if (count !== this.names.size) same = false;
     let wildcard: boolean;
     if (first) {
       this.legacyWildcard = requested.length === 0 && isWildcardCapable(this.typeUrl);
@@ -47,9 +63,10 @@ export class TypeState {
       if (requested.length > 0) this.legacyWildcard = false;
       wildcard = star || this.legacyWildcard;
     }
-    const changed = wildcard !== this.wildcard || !sameSet(this.names, names);
+    const changed = wildcard !== this.wildcard || !same;
     this.wildcard = wildcard;
-    this.names = new Set(names);
+    if (!same) this.names = new Set(requested.filter((n) => n !== '*'));
+    if (changed || first) this.selectionKey = wildcard ? WILDCARD : [...this.names].sort().join('\n');
     return changed;
   }
 
@@ -96,8 +113,9 @@ export abstract class XdsStream {
   readonly types = new Map<string, TypeState>();
   protected nonceCounter = 0;
   private blocked = false;
-  /** Types to push once the transport drains, and whether that push is forced. */
-  private readonly deferred = new Map<string, boolean>();
+  /** Types to push once the transport drains, and whether that push is forced; created the
+   *  first time a write is held back (most streams never need it). */
+  private deferred?: Map<string, boolean>;
   closed = false;
 
   constructor(
@@ -121,10 +139,12 @@ export abstract class XdsStream {
     this.host.attached(this);
   }
 
-  /** The cache changed: push the affected types in make-before-break order. */
+  /** The cache changed: push the affected types in make-before-break order (types outside
+   *  PUSH_ORDER last, in the order given). Runs for every stream of the group: allocates nothing. */
   onCacheChange(group: string, typeUrls: ReadonlySet<string>): void {
     if (this.closed || group !== this.group) return;
-    for (const t of [...typeUrls].sort(byPushOrder)) if (this.types.has(t)) this.push(t);
+    for (const t of PUSH_ORDER) if (typeUrls.has(t) && this.types.has(t)) this.push(t);
+    for (const t of typeUrls) if (!PUSH_ORDER.includes(t) && this.types.has(t)) this.push(t);
   }
 
   protected nextNonce(): string {
@@ -134,17 +154,30 @@ export abstract class XdsStream {
   /** Writes unless the client is not reading; then remembers the type and sends its latest
    *  state once the transport drains, so a slow node costs nothing to the others. */
   protected writeOrDefer(typeUrl: string, build: () => Buffer | undefined, force = false): void {
-    if (this.closed) return;
-    if (this.blocked) {
-      this.deferred.set(typeUrl, force || (this.deferred.get(typeUrl) ?? false));
-      return;
-    }
+    if (!this.mayWrite(typeUrl, force)) return;
     const msg = build();
-    if (!msg) return;
+    if (msg) this.write(msg);
+  }
+
+  /** writeOrDefer without the closure, for the hot path: `if (mayWrite(t, force)) { build; write }`.
+   *  False when the stream is closed, or when the transport is full — then the type (and whether
+   *  its push was forced) is remembered and pushed once the transport drains. */
+  protected mayWrite(typeUrl: string, force = false): boolean {
+    if (this.closed) return false;
+    if (this.blocked) {
+      const deferred = (this.deferred ??= new Map());
+      deferred.set(typeUrl, force || (deferred.get(typeUrl) ?? false));
+      return false;
+    }
+    return true;
+  }
+
+  protected write(msg: Buffer): void {
     if (!this.call.write(msg)) {
       this.blocked = true;
       this.call.once('drain', () => {
         this.blocked = false;
+        if (!this.deferred) return;
         const pending = [...this.deferred].sort(([a], [b]) => byPushOrder(a, b));
         this.deferred.clear();
         for (const [t, forced] of pending) this.push(t, forced);
@@ -164,6 +197,9 @@ export abstract class XdsStream {
 
   /** After an ACK, types that kept removed resources alive may now drop them. */
   protected releaseRetained(ackedType: string): void {
+    let any = false;
+    for (const st of this.types.values()) if (st.typeUrl !== ackedType && st.retaining) any = true;
+    if (!any) return; // the common case: nothing is retained, nothing to sort
     for (const st of [...this.types.values()].sort((a, b) => byPushOrder(a.typeUrl, b.typeUrl)))
       if (st.typeUrl !== ackedType && st.retaining) this.push(st.typeUrl);
   }
@@ -185,10 +221,4 @@ export abstract class XdsStream {
   close(): void {
     this.closed = true;
   }
-}
-
-function sameSet(a: ReadonlySet<string>, b: readonly string[]): boolean {
-  if (a.size !== b.length) return false;
-  for (const x of b) if (!a.has(x)) return false;
-  return true;
 }

@@ -273,7 +273,10 @@ abstract class TestStream<Req extends { node?: NodeInfo | null }, Resp extends {
   async close(): Promise<grpc.StatusObject> {
     if (this.cancelled) return this.status;
     if (!this.ended) this.call.end();
-    const timeout = new Promise<undefined>((r) => setTimeout(r, 1000).unref());
+    const timeout = new Promise<undefined>((r) => {
+      const timer = setTimeout(r, 1000);
+      void this.status.then(() => clearTimeout(timer));
+    });
     const s = await Promise.race([this.status, timeout]);
     if (!s) this.call.cancel();
     this.client.close();

@@ -1,0 +1,138 @@
+// Sluice under test, in its own process so that its RSS and CPU are its own.
+//   app   — the whole application (startSluice: REST, rollout engine, file store, xDS).
+//   churn — the publishing path without REST and rollout engine: the real Publisher (debounce),
+//           translation and XdsServer, with weights changed by a driver in this process, and a
+//           fleet-convergence wait per change as the rollout engine's ACK watch does. (Through
+//           REST, weight changes are serialised by the rollout controller; see docs/performance.md.)
+import pino from 'pino';
+import { ConfigSchema } from '../src/config.js';
+import { startSluice } from '../src/main.js';
+import type { Sluice } from '../src/main.js';
+import type { NamedService } from '../src/model/service.js';
+import { flavourOf, Publisher } from '../src/control/publisher.js';
+import { stableRouting } from '../src/translate/routing.js';
+import type { Routing } from '../src/translate/routing.js';
+import { DEFAULT_ENVOY_LISTENER } from '../src/translate/listeners.js';
+import { ResourceCache } from '../src/xds/cache.js';
+import { XdsServer } from '../src/xds/server.js';
+import { TypeUrl } from '../src/xds/protos.js';
+import { serviceName, serviceSpec } from './fleet.js';
+import { nowMs, serveIpc } from './ipc.js';
+import { cpuSnapshot, measureMemory, profileStart, profileStop } from './child.js';
+
+const [mode = 'app', dataDir = '', logLevel = 'info', servicesArg = '100'] = process.argv.slice(2);
+const log = pino({ level: logLevel }); // stdout goes to /dev/null: the cost of logging stays, the noise not
+
+let sluice: Sluice | undefined;
+let xds: XdsServer;
+let xdsPort: number;
+let httpPort = 0;
+
+// -- churn mode -------------------------------------------------------------------------------
+const services: NamedService[] = Array.from({ length: Number(servicesArg) }, (_, i) => ({ name: serviceName(i), ...serviceSpec(i) }));
+const weights = new Map<string, number>();
+let publisher: Publisher | undefined;
+
+function routings(): Routing[] {
+  return services.map((s) => {
+    const w = weights.get(s.name) ?? 0;
+    if (w === 0) return stableRouting(s);
+    return { service: s, split: [{ version: 'v2', weight: w }, { version: 'v1', weight: 100 - w }], headerRoutes: [] };
+  });
+}
+
+async function churn(args: { durationMs: number; awaitAcks: boolean }) {
+  const start = cpuSnapshot();
+  const t0 = performance.now();
+  let changes = 0;
+  let publishes = 0;
+  let awaits = 0;
+  const off = xds.cache.onChange((group) => {
+    if (group === 'grpc') publishes++;
+  });
+  const period = 1000;
+  const timers: NodeJS.Timeout[] = [];
+  const pendingWaits: Promise<unknown>[] = [];
+  await new Promise<void>((resolve) => {
+    services.forEach((s, i) => {
+      // Service i changes at offset i/n of every second.
+      const fire = () => {
+        if (performance.now() - t0 >= args.durationMs) return;
+        weights.set(s.name, ((weights.get(s.name) ?? 0) % 99) + 1);
+        changes++;
+        void publisher!.schedule();
+        if (args.awaitAcks) {
+          awaits++;
+          pendingWaits.push(xds.awaitConvergence(TypeUrl.RouteConfiguration, 10_000));
+        }
+      };
+      const first = setTimeout(() => {
+        fire();
+        timers.push(setInterval(fire, period));
+      }, (i * period) / services.length);
+      timers.push(first);
+    });
+    setTimeout(resolve, args.durationMs);
+  });
+  const end = cpuSnapshot();
+  for (const t of timers) clearInterval(t);
+  off();
+  const wallMs = end.at - start.at;
+  const cpuMs = (end.cpu.user - start.cpu.user + end.cpu.system - start.cpu.system) / 1000;
+  await Promise.race([Promise.all(pendingWaits), new Promise((r) => setTimeout(r, 2000))]);
+  return {
+    wallMs,
+    cpuMs,
+    userMs: (end.cpu.user - start.cpu.user) / 1000,
+    systemMs: (end.cpu.system - start.cpu.system) / 1000,
+    changes,
+    publishes,
+    awaits,
+  };
+}
+
+if (mode === 'app') {
+  const config = ConfigSchema.parse({ xdsPort: 0, httpPort: 0, dataDir, logLevel });
+  sluice = await startSluice(config, log);
+  xds = sluice.xds;
+  xdsPort = sluice.xdsPort;
+  httpPort = sluice.httpPort;
+} else {
+  const cache = new ResourceCache(`sluice@${process.pid}`);
+  xds = new XdsServer({ cache, log: log.child({ component: 'xds' }), groupOf: flavourOf });
+  publisher = new Publisher({ cache, log, envoyListener: DEFAULT_ENVOY_LISTENER, routings });
+  publisher.publishNow();
+  xdsPort = await xds.listen('127.0.0.1', 0);
+}
+
+// Timing marks around cache.set (which runs the fan-out loop over every stream of the group
+// synchronously), on the clock the orchestrator uses: what comes before the loop (REST, store,
+// translation) and the loop itself are told apart.
+const marks: { group: string; start: number; end: number; changed: number }[] = [];
+const cacheSet = xds.cache.set.bind(xds.cache);
+xds.cache.set = (group, byType) => {
+  const start = nowMs();
+  const changed = cacheSet(group, byType);
+  if (changed.size > 0) marks.push({ group, start, end: nowMs(), changed: changed.size });
+  if (marks.length > 1000) marks.splice(0, marks.length - 1000);
+  return changed;
+};
+
+serveIpc({
+  ports: () => ({ xdsPort, httpPort }),
+  marks: () => marks.splice(0),
+  mem: () => measureMemory(),
+  profileStart,
+  profileStop,
+  cpu: () => cpuSnapshot(),
+  streams: () => xds.connectedStreams,
+  churn,
+  /** What the server holds about one node's routes (sent and ACKed versions). */
+  node: (args: { id: string }) => xds.fleet().find((n) => n.id === args.id) ?? null,
+  exit: async () => {
+    if (sluice) await sluice.stop();
+    else await xds.close(200);
+    setImmediate(() => process.exit(0));
+  },
+});
+process.send?.({ event: 'ready', data: { xdsPort, httpPort } });

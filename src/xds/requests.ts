@@ -1,0 +1,242 @@
+// Decoding of DiscoveryRequest and DeltaDiscoveryRequest on the hot path. Every ACK is a request,
+// so the scalar and repeated-string fields are read straight off the wire; only the rare nested
+// messages (node — on the first request of a stream —, error_detail, resource locators) go
+// through protobufjs. The result is the same plain object protobufjs' `toObject` gave before
+// (snake_case, defaults filled in), so the streams see no difference.
+import protobuf from 'protobufjs';
+import { messageType, TypeUrl } from './protos.js';
+import type { DiscoveryRequest } from './sotw-stream.js';
+import type { DeltaDiscoveryRequest } from './delta-stream.js';
+
+/** The options the whole-message decode used; nested messages are still converted with them. */
+const toObjectOptions = { longs: String, enums: Number, defaults: true, arrays: true, objects: true } as const;
+
+const NODE = 'envoy.config.core.v3.Node';
+const STATUS = 'google.rpc.Status';
+const LOCATOR = 'envoy.service.discovery.v3.ResourceLocator';
+
+/** Reads one length-delimited sub-message at the reader's position as a plain object. */
+function nested(typeName: string, r: protobuf.Reader): Record<string, unknown> {
+  const t = messageType(typeName);
+  return t.toObject(t.decode(r, r.uint32()), toObjectOptions);
+}
+
+/** Known type URLs, returned as the constant strings (no decoding, and Map lookups keyed by
+ *  them hash nothing): every request carries one. */
+const INTERNED = Object.values(TypeUrl).map((url) => ({ url, bytes: Buffer.from(url, 'latin1') }));
+
+function typeUrlAt(buf: Buffer, start: number, end: number): string {
+  const len = end - start;
+  for (const { url, bytes } of INTERNED) {
+    if (bytes.length !== len) continue;
+    let i = len - 1; // type URLs share their prefix: compare from the end
+    while (i >= 0 && buf[start + i] === bytes[i]) i--;
+    if (i < 0) return url;
+  }
+  return buf.toString('utf8', start, end);
+}
+
+const NOT_FAST = Symbol('not fast');
+
+/**
+ * The common request (scalar and repeated-string fields, maybe a node or an error detail) in one
+ * pass over the buffer, without a Reader. Anything unusual — a wire type that does not fit the
+ * field, a group, a truncated field — returns NOT_FAST, and the caller decodes the whole
+ * request the protobufjs way, so malformed input behaves exactly as it did before.
+ */
+function fastDecode(buf: Buffer): (DiscoveryRequest & { resource_locators: unknown[] }) | typeof NOT_FAST {
+  let version_info = '';
+  let node: DiscoveryRequest['node'] = null;
+  const resource_names: string[] = [];
+  const resource_locators: unknown[] = [];
+  let type_url = '';
+  let response_nonce = '';
+  let error_detail: DiscoveryRequest['error_detail'] = null;
+  const n = buf.length;
+  let pos = 0;
+  while (pos < n) {
+    // tag (field numbers up to 15 fit one byte; larger ones take the slow path)
+    const tag = buf[pos++]!;
+    if (tag & 0x80) return NOT_FAST;
+    const wire = tag & 7;
+    if (wire === 0) {
+      // varint: skip
+      while (pos < n && buf[pos]! & 0x80) pos++;
+      if (pos >= n) return NOT_FAST;
+      pos++;
+      if ((tag >>> 3) <= 7) return NOT_FAST; // a known field with the wrong wire type
+      continue;
+    }
+    if (wire !== 2) return NOT_FAST;
+    let len = 0;
+    let shift = 0;
+    let b: number;
+    do {
+      if (pos >= n || shift > 28) return NOT_FAST;
+      b = buf[pos++]!;
+      len |= (b & 0x7f) << shift;
+      shift += 7;
+    } while (b & 0x80);
+    const end = pos + len;
+    if (len < 0 || end > n) return NOT_FAST;
+    switch (tag >>> 3) {
+      case 1:
+        version_info = buf.toString('utf8', pos, end);
+        break;
+      case 2:
+        node = nestedAt(NODE, buf, pos, end) as DiscoveryRequest['node'];
+        break;
+      case 3:
+        resource_names.push(buf.toString('utf8', pos, end));
+        break;
+      case 4:
+        type_url = typeUrlAt(buf, pos, end);
+        break;
+      case 5:
+        response_nonce = buf.toString('utf8', pos, end);
+        break;
+      case 6:
+        error_detail = nestedAt(STATUS, buf, pos, end) as DiscoveryRequest['error_detail'];
+        break;
+      case 7:
+        resource_locators.push(nestedAt(LOCATOR, buf, pos, end));
+        break;
+    }
+    pos = end;
+  }
+  return { version_info, node, resource_names, resource_locators, type_url, response_nonce, error_detail };
+}
+
+function nestedAt(typeName: string, buf: Buffer, start: number, end: number): Record<string, unknown> {
+  const t = messageType(typeName);
+  return t.toObject(t.decode(buf.subarray(start, end)), toObjectOptions);
+}
+
+export function decodeDiscoveryRequest(buf: Uint8Array): DiscoveryRequest & { resource_locators: unknown[] } {
+  if (Buffer.isBuffer(buf)) {
+    const fast = fastDecode(buf);
+    if (fast !== NOT_FAST) return fast;
+  }
+  return slowDecodeDiscoveryRequest(buf);
+}
+
+// Like protobufjs' generated decoders, known fields are read by field number whatever their
+// wire type says (a malformed request fails or decodes as it did before); unknown ones are skipped.
+
+function slowDecodeDiscoveryRequest(buf: Uint8Array): DiscoveryRequest & { resource_locators: unknown[] } {
+  const r = protobuf.Reader.create(buf);
+  let version_info = '';
+  let node: DiscoveryRequest['node'] = null;
+  const resource_names: string[] = [];
+  const resource_locators: unknown[] = [];
+  let type_url = '';
+  let response_nonce = '';
+  let error_detail: DiscoveryRequest['error_detail'] = null;
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    switch (tag >>> 3) {
+      case 1:
+        version_info = r.string();
+        break;
+      case 2:
+        node = nested(NODE, r) as DiscoveryRequest['node'];
+        break;
+      case 3:
+        resource_names.push(r.string());
+        break;
+      case 4:
+        type_url = r.string();
+        break;
+      case 5:
+        response_nonce = r.string();
+        break;
+      case 6:
+        error_detail = nested(STATUS, r) as DiscoveryRequest['error_detail'];
+        break;
+      case 7:
+        resource_locators.push(nested(LOCATOR, r));
+        break;
+      default:
+        r.skipType(tag & 7);
+    }
+  }
+  return { version_info, node, resource_names, resource_locators, type_url, response_nonce, error_detail };
+}
+
+export function decodeDeltaDiscoveryRequest(
+  buf: Uint8Array,
+): DeltaDiscoveryRequest & { resource_locators_subscribe: unknown[]; resource_locators_unsubscribe: unknown[] } {
+  const r = protobuf.Reader.create(buf);
+  let node: DeltaDiscoveryRequest['node'] = null;
+  let type_url = '';
+  const resource_names_subscribe: string[] = [];
+  const resource_names_unsubscribe: string[] = [];
+  const resource_locators_subscribe: unknown[] = [];
+  const resource_locators_unsubscribe: unknown[] = [];
+  const initial_resource_versions: Record<string, string> = {};
+  let response_nonce = '';
+  let error_detail: DeltaDiscoveryRequest['error_detail'] = null;
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    switch (tag >>> 3) {
+      case 1:
+        node = nested(NODE, r) as DeltaDiscoveryRequest['node'];
+        break;
+      case 2:
+        type_url = r.string();
+        break;
+      case 3:
+        resource_names_subscribe.push(r.string());
+        break;
+      case 4:
+        resource_names_unsubscribe.push(r.string());
+        break;
+      case 5: {
+        // map<string, string> entry: key = 1, value = 2
+        const end = r.uint32() + r.pos;
+        let key = '';
+        let value = '';
+        while (r.pos < end) {
+          const t = r.uint32();
+          switch (t >>> 3) {
+            case 1:
+              key = r.string();
+              break;
+            case 2:
+              value = r.string();
+              break;
+            default:
+              r.skipType(t & 7);
+          }
+        }
+        initial_resource_versions[key] = value;
+        break;
+      }
+      case 6:
+        response_nonce = r.string();
+        break;
+      case 7:
+        error_detail = nested(STATUS, r) as DeltaDiscoveryRequest['error_detail'];
+        break;
+      case 8:
+        resource_locators_subscribe.push(nested(LOCATOR, r));
+        break;
+      case 9:
+        resource_locators_unsubscribe.push(nested(LOCATOR, r));
+        break;
+      default:
+        r.skipType(tag & 7);
+    }
+  }
+  return {
+    node,
+    type_url,
+    resource_names_subscribe,
+    resource_names_unsubscribe,
+    resource_locators_subscribe,
+    resource_locators_unsubscribe,
+    initial_resource_versions,
+    response_nonce,
+    error_detail,
+  };
+}
