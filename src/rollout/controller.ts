@@ -60,7 +60,9 @@ export class RolloutController extends EventEmitter<{ change: [RolloutState] }> 
   /** By service and run: the window close the timer is for (kept until its measurement is applied). */
   private readonly analysisTimers = new Map<string, { to: number; timer: NodeJS.Timeout }>();
   private readonly watching = new Set<string>();
-  private readonly serial = new Serial();
+  /** Changes to one service's rollout apply in order; services do not wait for each other,
+   *  so a rollback never queues behind another service's commits. */
+  private readonly serials = new Map<string, Serial>();
   private closed = false;
   private readonly now: () => Date;
 
@@ -112,8 +114,14 @@ export class RolloutController extends EventEmitter<{ change: [RolloutState] }> 
     });
   }
 
+  private serialOf(service: string): Serial {
+    let s = this.serials.get(service);
+    if (!s) this.serials.set(service, (s = new Serial()));
+    return s;
+  }
+
   create(spec: RolloutSpec, by: string): Promise<RolloutState> {
-    return this.serial.run(async () => {
+    return this.serialOf(spec.service).run(async () => {
       const service = this.opts.services.get(spec.service);
       if (!service) throw new NotFoundError(`service "${spec.service}" not found`);
       if (!(spec.canary in service.versions))
@@ -131,7 +139,7 @@ export class RolloutController extends EventEmitter<{ change: [RolloutState] }> 
 
   /** Applies an action or an event; rollbacks (by hand or by analysis) are pushed without any debounce. */
   act(service: string, event: RolloutEvent, by: string): Promise<RolloutState> {
-    return this.serial.run(async () => {
+    return this.serialOf(service).run(async () => {
       const current = this.rollouts.get(service);
       if (!current) throw new NotFoundError(`no rollout for service "${service}"`);
       const { state, changed } = transition(current, event, this.now(), by);

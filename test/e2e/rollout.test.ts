@@ -128,3 +128,4 @@ for (const impl of implementations) {
     });
   });
 }
+
