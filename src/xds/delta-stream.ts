@@ -1,17 +1,15 @@
 // Incremental (delta) xDS on one stream: per-resource versions, subscribe/unsubscribe,
 // removed_resources, and initial_resource_versions on reconnect.
-import { status as GrpcStatus } from '@grpc/grpc-js';
-import { nodeFromRequest } from './node.js';
+import type { RawNode } from './node.js';
 import { TypeUrl } from './protos.js';
 import type { Resource } from './resource.js';
 import { hashBytes } from './resource.js';
 import { Field, bytesField } from './wire.js';
 import type { Convergence } from './stream.js';
 import { TypeState, XdsStream } from './stream.js';
-import { ProtocolError } from './sotw-stream.js';
 
 export interface DeltaDiscoveryRequest {
-  node?: Parameters<typeof nodeFromRequest>[0] | null;
+  node?: RawNode | null;
   type_url: string;
   resource_names_subscribe: string[];
   resource_names_unsubscribe: string[];
@@ -35,15 +33,7 @@ export class DeltaStream extends XdsStream {
   declare readonly types: Map<string, DeltaTypeState>;
 
   onRequest(req: DeltaDiscoveryRequest): void {
-    if (!this.node) {
-      if (!req.node?.id) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'the first request must carry node.id');
-      this.attach(nodeFromRequest(req.node));
-    }
-    const typeUrl = req.type_url || this.onlyType || '';
-    if (!typeUrl) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'type_url is required on ADS');
-    if (this.onlyType && typeUrl !== this.onlyType)
-      throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, `this service serves ${this.onlyType}, not ${typeUrl}`);
-
+    const typeUrl = this.identify(req.node, req.type_url);
     let st = this.types.get(typeUrl);
     const first = !st;
     if (!st) {
@@ -73,20 +63,7 @@ export class DeltaStream extends XdsStream {
       }
     }
 
-    if (req.response_nonce && req.response_nonce === st.nonce && st.awaiting) {
-      st.awaiting = false;
-      if (req.error_detail) {
-        const nack = { version: st.sentVersion, message: req.error_detail.message ?? '', code: req.error_detail.code ?? 0, at: new Date() };
-        st.lastNack = nack;
-        this.host.nacked(this, typeUrl, nack);
-      } else {
-        st.acked = st.sent;
-        st.ackedVersion = st.sentVersion;
-        st.ackedAt = new Date();
-        this.host.acked(this, typeUrl, st.ackedVersion);
-        this.releaseRetained(typeUrl);
-      }
-    }
+    this.settle(st, req.response_nonce, req.error_detail);
     this.push(typeUrl, first);
   }
 

@@ -11,7 +11,7 @@ export interface XdsNode {
   readonly metadata: Readonly<Record<string, unknown>>;
 }
 
-interface RawNode {
+export interface RawNode {
   id?: string;
   cluster?: string;
   user_agent_name?: string;

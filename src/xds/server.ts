@@ -11,9 +11,9 @@ import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './requests.
 import type { DeltaDiscoveryRequest } from './delta-stream.js';
 import { DeltaStream } from './delta-stream.js';
 import type { DiscoveryRequest } from './sotw-stream.js';
-import { ProtocolError, SotwStream } from './sotw-stream.js';
+import { SotwStream } from './sotw-stream.js';
 import type { Convergence, Nack, StreamHost, TypeStatus } from './stream.js';
-import { XdsStream } from './stream.js';
+import { ProtocolError, XdsStream } from './stream.js';
 import { Field, bytesField } from './wire.js';
 import { nodeFromRequest } from './node.js';
 

@@ -1,8 +1,7 @@
 // State-of-the-world xDS on one stream (ADS or a per-type service).
-import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { View } from './cache.js';
 import { WILDCARD } from './cache.js';
-import { nodeFromRequest } from './node.js';
+import type { RawNode } from './node.js';
 import { TypeUrl } from './protos.js';
 import type { Resource } from './resource.js';
 import { Field, appendStringField } from './wire.js';
@@ -11,20 +10,11 @@ import { TypeState, XdsStream } from './stream.js';
 
 export interface DiscoveryRequest {
   version_info: string;
-  node?: Parameters<typeof nodeFromRequest>[0] | null;
+  node?: RawNode | null;
   resource_names: string[];
   type_url: string;
   response_nonce: string;
   error_detail?: { code?: number; message?: string } | null;
-}
-
-export class ProtocolError extends Error {
-  constructor(
-    readonly code: GrpcStatus,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export class SotwStream extends XdsStream {
@@ -32,15 +22,7 @@ export class SotwStream extends XdsStream {
 
   /** Handles one DiscoveryRequest; throws ProtocolError for requests that end the stream. */
   onRequest(req: DiscoveryRequest): void {
-    if (!this.node) {
-      if (!req.node?.id) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'the first request must carry node.id');
-      this.attach(nodeFromRequest(req.node));
-    }
-    const typeUrl = req.type_url || this.onlyType || '';
-    if (!typeUrl) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'type_url is required on ADS');
-    if (this.onlyType && typeUrl !== this.onlyType)
-      throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, `this service serves ${this.onlyType}, not ${typeUrl}`);
-
+    const typeUrl = this.identify(req.node, req.type_url);
     let st = this.types.get(typeUrl);
     const first = !st;
     if (!st) this.types.set(typeUrl, (st = new TypeState(typeUrl)));
@@ -48,25 +30,7 @@ export class SotwStream extends XdsStream {
     // with a stale nonce; only ACK/NACK meaning is tied to the latest nonce.
     const subscriptionChanged = st.replaceNames(req.resource_names ?? [], first);
 
-    if (req.response_nonce && req.response_nonce === st.nonce && st.awaiting) {
-      st.awaiting = false;
-      if (req.error_detail) {
-        const nack = {
-          version: st.sentVersion,
-          message: req.error_detail.message ?? '',
-          code: req.error_detail.code ?? 0,
-          at: new Date(),
-        };
-        st.lastNack = nack;
-        this.host.nacked(this, typeUrl, nack);
-      } else {
-        st.acked = st.sent;
-        st.ackedVersion = st.sentVersion;
-        st.ackedAt = new Date();
-        this.host.acked(this, typeUrl, st.ackedVersion);
-        this.releaseRetained(typeUrl);
-      }
-    }
+    this.settle(st, req.response_nonce, req.error_detail);
 
     if (!req.response_nonce) this.push(typeUrl, true); // a new (sub)stream is always answered
     else if (subscriptionChanged) this.push(typeUrl);

@@ -1,11 +1,22 @@
 // What state-of-the-world and delta streams share: the node, per-type bookkeeping that fleet
 // status reads, write back-pressure, and make-before-break retention.
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { ResourceCache } from './cache.js';
 import { WILDCARD } from './cache.js';
 import type { Resource } from './resource.js';
-import type { XdsNode } from './node.js';
-import { byPushOrder, isWildcardCapable, PUSH_ORDER } from './node.js';
+import type { RawNode, XdsNode } from './node.js';
+import { byPushOrder, isWildcardCapable, nodeFromRequest, PUSH_ORDER } from './node.js';
+
+/** A request that ends its stream with a gRPC status. */
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: GrpcStatus,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 export interface Nack {
   readonly version: string;
@@ -132,6 +143,37 @@ export abstract class XdsStream {
 
   /** Whether this stream's client holds the current version of the type. */
   abstract convergence(typeUrl: string): Convergence;
+
+  /** Takes the node from the first request and returns the type URL this request is about. */
+  protected identify(node: RawNode | null | undefined, requestType: string): string {
+    if (!this.node) {
+      if (!node?.id) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'the first request must carry node.id');
+      this.attach(nodeFromRequest(node));
+    }
+    const typeUrl = requestType || this.onlyType || '';
+    if (!typeUrl) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'type_url is required on ADS');
+    if (this.onlyType && typeUrl !== this.onlyType)
+      throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, `this service serves ${this.onlyType}, not ${typeUrl}`);
+    return typeUrl;
+  }
+
+  /** A request answering the latest response of its type is an ACK, or a NACK when it
+   *  carries error_detail; one answering an older response counts as neither. */
+  protected settle(st: TypeState, nonce: string, error: { code?: number; message?: string } | null | undefined): void {
+    if (!nonce || nonce !== st.nonce || !st.awaiting) return;
+    st.awaiting = false;
+    if (error) {
+      const nack = { version: st.sentVersion, message: error.message ?? '', code: error.code ?? 0, at: new Date() };
+      st.lastNack = nack;
+      this.host.nacked(this, st.typeUrl, nack);
+    } else {
+      st.acked = st.sent;
+      st.ackedVersion = st.sentVersion;
+      st.ackedAt = new Date();
+      this.host.acked(this, st.typeUrl, st.ackedVersion);
+      this.releaseRetained(st.typeUrl);
+    }
+  }
 
   protected attach(node: XdsNode): void {
     this.node = node;
