@@ -1,6 +1,6 @@
 // An xDS resource encoded once per version. Every stream reuses these bytes.
 import { createHash } from 'node:crypto';
-import { Field, bytesField, concat } from './wire.js';
+import { Field, bytesField, concat, varintSize } from './wire.js';
 
 export interface Resource {
   readonly typeUrl: string;
@@ -92,15 +92,6 @@ function holds(any: Buffer, typeUrl: string, message: Uint8Array): boolean {
   if (any.length !== expected) return false;
   const tail = any.subarray(any.length - message.length);
   return Buffer.compare(tail, message) === 0;
-}
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n >>>= 7;
-    size++;
-  }
-  return size;
 }
 
 function sameRefs(a: Readonly<Record<string, readonly string[]>>, b: Readonly<Record<string, readonly string[]>>): boolean {

@@ -15,7 +15,7 @@ export function bytesField(fieldNumber: number, value: Uint8Array | string): Buf
   return out;
 }
 
-function varintSize(n: number): number {
+export function varintSize(n: number): number {
   let size = 1;
   while (n >= 0x80) {
     n >>>= 7;
