@@ -248,7 +248,7 @@ export interface RolloutState {
   pauseUntil: string | null;
   /** Why we are Paused: 'step' (pause without duration), 'user' (pause action), 'analysis'
    *  (too many inconclusive measurements), or null. */
-  pausedBy: 'step' | 'user' | 'analysis' | null;
+  pausedBy: 'step' | 'user' | 'analysis' | 'fleet' | null;
   /** When a user pauses during a timed pause, the ms that were left; resume restores it. */
   pauseRemainingMs: number | null;
   /** When the fleet first ACKed the current weight (null until it has, reset when the weight changes). */

@@ -268,7 +268,13 @@ export class RolloutController extends EventEmitter<{ change: [RolloutState] }> 
           continue;
         }
         this.opts.log.warn({ service, weight, behind }, 'fleet has not acknowledged the rollout weight yet');
-        if (behind.some((n) => n.state === 'rejected')) await new Promise((res) => setTimeout(res, RETRY_AFTER_REJECT_MS));
+        const rejected = behind.filter((n) => n.state === 'rejected');
+        if (rejected.length > 0) {
+          // A NACK is a first-class signal: the schedule stops until a human decides.
+          const message = rejected[0]!.message ?? 'rejected';
+          await this.act(service, { type: 'fleetRejected', canaryWeight: weight, nodes: [...new Set(rejected.map((n) => n.node))], message }, 'fleet');
+          await new Promise((res) => setTimeout(res, RETRY_AFTER_REJECT_MS));
+        }
       }
     } catch (err) {
       this.opts.log.error({ err, service }, 'fleet watch failed');

@@ -18,6 +18,7 @@ import type { AnalysisRun, AnalysisSpec, Measurement, RolloutSpec, RolloutState 
 
 export type RolloutEvent =
   | { type: 'fleetAcked'; canaryWeight: number } // fleet ACKed routes carrying this canary weight
+  | { type: 'fleetRejected'; canaryWeight: number; nodes: string[]; message: string } // some nodes NACKed them
   | { type: 'tick' } // a timer fired (time in `now`)
   | { type: 'promote'; full?: boolean }
   | { type: 'pause' }
@@ -112,6 +113,12 @@ function apply(c: Ctx, e: RolloutEvent): void {
       s.awaitingAck = null;
       record(c, 'WeightAcked', `fleet acknowledged weight ${e.canaryWeight}`, s.step);
       return run(c);
+    case 'fleetRejected':
+      // Nodes that refuse the routes keep their old ones: the weight was never reached. Stop the
+      // schedule and let a human look (resume waits for the ACK again; rollback is always there).
+      if (s.phase !== 'Progressing' || !s.awaitingAck || e.canaryWeight !== s.canaryWeight) return;
+      hold(c, 'fleet');
+      return record(c, 'FleetRejected', `${e.nodes.join(', ')} rejected the routes for weight ${e.canaryWeight}: ${e.message}`, s.step);
     case 'tick':
       return run(c);
     case 'promote':
@@ -154,7 +161,7 @@ function rollBack(c: Ctx, reason: string): void {
 }
 
 /** Pauses; a running timed pause is frozen: it keeps what was left, not the deadline. */
-function hold(c: Ctx, by: 'user' | 'analysis'): void {
+function hold(c: Ctx, by: 'user' | 'analysis' | 'fleet'): void {
   const { s } = c;
   s.phase = 'Paused';
   s.pausedBy = by;

@@ -6,7 +6,7 @@ import { ServiceRegistry } from '../../src/control/services.js';
 import { RolloutController } from '../../src/rollout/controller.js';
 import { FileStore } from '../../src/store/file-store.js';
 import type { Store } from '../../src/store/store.js';
-import { serviceOf, tempDir } from '../support/sluice.js';
+import { eventually, serviceOf, tempDir } from '../support/sluice.js';
 
 /** A real file store whose writes of chosen keys wait until released. */
 class GatedStore implements Store {
@@ -79,6 +79,44 @@ describe('RolloutController ordering', () => {
     expect((await pause).phase).toBe('Paused');
     expect((await rollback).phase).toBe('RolledBack');
     expect((await store.get<{ phase: string }>('rollouts/s'))!.phase).toBe('RolledBack');
+    controller.close();
+  });
+});
+
+describe('RolloutController and a fleet that rejects the routes', () => {
+  it('pauses the schedule with the NACK in the history; resume waits for the ACK again', async () => {
+    const store = await FileStore.open(tempDir());
+    const services = new ServiceRegistry(store, () => undefined);
+    let answer: 'rejected' | 'acked' = 'rejected';
+    const controller = new RolloutController({
+      store,
+      services,
+      fleet: {
+        awaitRoutes: async () => [
+          { node: 'edge-1', stream: 1, state: answer, ms: 1, ...(answer === 'rejected' ? { message: 'route: unknown cluster' } : {}) },
+        ],
+      },
+      log: pino({ level: 'silent' }),
+      publish: async () => undefined,
+    });
+    await services.put('s', serviceOf({ v1: 1, v2: 2 }));
+    await controller.create({ service: 's', canary: 'v2', steps: [{ setWeight: 10 }, { setWeight: 50 }] }, 'test');
+    const paused = await eventually(() => {
+      const r = controller.get('s')!;
+      return r.phase === 'Paused' ? r : undefined;
+    });
+    expect(paused.pausedBy).toBe('fleet');
+    expect(paused.weights).toEqual({ v1: 90, v2: 10 });
+    expect(paused.history.at(-1)).toMatchObject({ event: 'FleetRejected', by: 'fleet' });
+    expect(paused.history.at(-1)!.reason).toContain('edge-1 rejected the routes for weight 10: route: unknown cluster');
+
+    answer = 'acked';
+    await controller.act('s', { type: 'resume' }, 'test');
+    const done = await eventually(() => {
+      const r = controller.get('s')!;
+      return r.phase === 'Promoted' ? r : undefined;
+    });
+    expect(done.history.map((h) => h.event)).toContain('WeightAcked');
     controller.close();
   });
 });

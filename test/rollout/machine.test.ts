@@ -460,3 +460,28 @@ describe('properties', () => {
     );
   });
 });
+
+describe('a fleet that rejects the routes', () => {
+  const rejected = (w: number): RolloutEvent => ({ type: 'fleetRejected', canaryWeight: w, nodes: ['edge-1'], message: 'bad route' });
+
+  it('pauses a weight step that waits for its ACK, naming the nodes and the message', () => {
+    const s = step(create([{ setWeight: 10 }, { setWeight: 50 }]), rejected(10), S, 'fleet');
+    expect(s).toMatchObject({ phase: 'Paused', pausedBy: 'fleet', canaryWeight: 10, awaitingAck: { canaryWeight: 10 } });
+    expect(s.history.at(-1)).toMatchObject({ event: 'FleetRejected', by: 'fleet', reason: 'edge-1 rejected the routes for weight 10: bad route' });
+  });
+
+  it('is ignored for another weight, once the weight was ACKed, and while already paused', () => {
+    const s = create([{ setWeight: 10 }, { pause: { duration: '1m' } }]);
+    unchanged(s, rejected(20), S);
+    unchanged(step(s, ack(10), S), rejected(10), 2 * S);
+    unchanged(step(s, rejected(10), S, 'fleet'), rejected(10), 2 * S);
+  });
+
+  it('an ACK while paused is kept; resume then completes the step', () => {
+    let s = step(create([{ setWeight: 10 }, { setWeight: 50 }]), rejected(10), S, 'fleet');
+    s = step(s, ack(10), 2 * S);
+    expect(s.phase).toBe('Paused');
+    s = step(s, { type: 'resume' }, 3 * S, 'alice');
+    expect(s).toMatchObject({ phase: 'Progressing', canaryWeight: 50, awaitingAck: { canaryWeight: 50 } });
+  });
+});
