@@ -132,7 +132,7 @@ export class DeltaStream extends XdsStream {
 
   convergence(typeUrl: string): Convergence {
     const st = this.types.get(typeUrl);
-    if (!st) return 'acked';
+    if (!st) return this.willSubscribe(typeUrl) ? 'pending' : 'acked';
     const all = this.host.cache.resources(this.group, typeUrl);
     const upToDate = [...all.values()].every((r) => !st.selects(r.name) || st.known.get(r.name) === r.version);
     if (upToDate && !st.awaiting && st.ackedVersion === st.sentVersion) return 'acked';

@@ -82,7 +82,7 @@ export class SotwStream extends XdsStream {
 
   convergence(typeUrl: string): Convergence {
     const st = this.types.get(typeUrl);
-    if (!st) return 'acked';
+    if (!st) return this.willSubscribe(typeUrl) ? 'pending' : 'acked';
     const current = this.host.cache.view(this.group, typeUrl, st.wildcard ? WILDCARD : st.names, st.selectionKey).version;
     if (st.ackedVersion === current) return 'acked';
     if (st.lastNack && st.lastNack.version === st.sentVersion && st.sentVersion === current) return 'rejected';

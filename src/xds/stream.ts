@@ -228,6 +228,16 @@ export abstract class XdsStream {
   }
 
   /** Is `name` of `typeUrl` still pointed at by something this client holds or was sent? */
+  /** Whether a resource this client was sent points at resources of `typeUrl`: it has not
+   *  asked for them yet, but will (a listener's routes, a route's clusters). */
+  protected willSubscribe(typeUrl: string): boolean {
+    for (const st of this.types.values()) {
+      if (st.typeUrl === typeUrl) continue;
+      for (const r of st.sent.values()) if (r.refs[typeUrl]?.length) return true;
+    }
+    return false;
+  }
+
   protected isReferenced(typeUrl: string, name: string): boolean {
     for (const st of this.types.values()) {
       if (st.typeUrl === typeUrl) continue;

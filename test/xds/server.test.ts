@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SotwClient, SotwResponse } from '../support/ads-client.js';
 import { fetch, perTypePath } from '../support/ads-client.js';
 import type { Harness } from './fixtures.js';
-import { CDS, EDS, LDS, cluster, endpoints, eventually, listener, sorted, startXds } from './fixtures.js';
+import { CDS, EDS, LDS, RDS, cluster, endpoints, eventually, listener, route, sorted, startXds } from './fixtures.js';
 
 let h: Harness;
 beforeEach(async () => {
@@ -113,6 +113,17 @@ describe('awaitConvergence', () => {
     expect(a!.ms).toBeGreaterThanOrEqual(0);
     expect(b).toMatchObject({ state: 'rejected', message: 'no thanks' });
     expect(c).toMatchObject({ state: 'pending', ms: null });
+  });
+
+  it("reports 'pending' for a client that holds a listener but has not asked for its routes yet", async () => {
+    h.set({ [LDS]: [listener('l', 10000, 'r')], [RDS]: [route('r', ['a'])] });
+    const starting = h.sotw({ node: { id: 'starting' } });
+    await subscribedAndAcked(starting, LDS, ['l']);
+    const [result] = await h.xds.awaitConvergence(RDS, 300);
+    expect(result).toMatchObject({ node: 'starting', state: 'pending' });
+    // Once it has asked and ACKed, it counts.
+    await subscribedAndAcked(starting, RDS, ['r']);
+    expect((await h.xds.awaitConvergence(RDS, 300))[0]).toMatchObject({ state: 'acked' });
   });
 
   it("reports 'disconnected' for a client that leaves while awaited", async () => {
