@@ -3,6 +3,7 @@
 // "exactly one of" choices are checked with a refinement on a strict object rather than a
 // zod union: that way an error points at the offending field (['steps', 2, 'setWeight'])
 // instead of a vague union failure on the whole step.
+import re2 from 're2-wasm';
 import { z } from 'zod';
 import { durationString, parseDuration } from './duration.js';
 
@@ -27,18 +28,24 @@ const Name = z.string().regex(NAME, 'must be 1-63 letters, digits, ".", "_" or "
 const HeaderName = z.string().regex(TOKEN, 'must be a valid header name');
 const CookieName = z.string().regex(TOKEN, 'must be a valid cookie name');
 
-/** Envoy and gRPC use RE2: no lookaround and no backreferences. */
-const NOT_RE2 = /\(\?<?[=!]|\\[1-9]|\\k</;
+const { RE2 } = re2;
 
+/**
+ * A header regex must compile in RE2 (Envoy and gRPC C-core use it) and in JavaScript (grpc-js
+ * does): e.g. lookarounds and `\Z` are not RE2, inline flags like `(?i)` are not JavaScript.
+ */
 const Regex = z.string().min(1).max(1024).superRefine((source, ctx) => {
-  try {
-    new RegExp(source);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(err as Error).message}` });
-    return;
+  for (const [engine, compile] of [
+    ['JavaScript', (p: string) => new RegExp(p)],
+    ['RE2', (p: string) => new RE2(p, 'u')],
+  ] as const) {
+    try {
+      compile(source);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `not a valid ${engine} regular expression: ${(err as Error).message}` });
+      return;
+    }
   }
-  if (NOT_RE2.test(source))
-    ctx.addIssue({ code: 'custom', message: 'lookaround and backreferences are not supported (RE2 syntax)' });
 });
 
 const MATCH_ON = ['header', 'cookie', 'query'] as const;
