@@ -21,7 +21,7 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
   .bar .stable { background: #60a5fa; } .bar .canary { background: #f59e0b; }
   .phase { font-weight: 600; } .Progressing { color: #2563eb; } .Paused { color: #b45309; }
   .Promoted { color: #15803d; } .RolledBack { color: #b91c1c; }
-  .nack { color: #b91c1c; } .ok { color: #15803d; } .muted { color: #6b7280; }
+  .nack, .Failed { color: #b91c1c; } .ok, .Successful { color: #15803d; } .muted { color: #6b7280; } .Inconclusive { color: #b45309; }
   button { font-size: 12px; margin-right: 4px; }
   #error { color: #b91c1c; }
 </style>
@@ -30,7 +30,7 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
 <header><h1>Sluice</h1><span>gray releases for Envoy and proxyless gRPC</span><span id="live" class="muted">connecting…</span></header>
 <main>
   <div id="error"></div>
-  <section><h2>Rollouts</h2><table id="rollouts"><thead><tr><th>service</th><th>phase</th><th>step</th><th>weights</th><th>last event</th><th></th></tr></thead><tbody></tbody></table></section>
+  <section><h2>Rollouts</h2><table id="rollouts"><thead><tr><th>service</th><th>phase</th><th>step</th><th>weights</th><th>analysis</th><th>last event</th><th></th></tr></thead><tbody></tbody></table></section>
   <section><h2>Services</h2><table id="services"><thead><tr><th>service</th><th>stable</th><th>versions</th><th>domains</th></tr></thead><tbody></tbody></table></section>
   <section><h2>Fleet</h2><table id="fleet"><thead><tr><th>node</th><th>user agent</th><th>connected since</th><th>resources (ACKed / sent)</th></tr></thead><tbody></tbody></table></section>
 </main>
@@ -50,14 +50,19 @@ function weightsBar(r) {
   return '<div class="bar" title="' + esc(r.stable + ' ' + s + '% / ' + r.canary + ' ' + c + '%') + '"><div class="stable" style="width:' + s + '%"></div><div class="canary" style="width:' + c + '%"></div></div>'
     + '<span class="muted">' + esc(r.stable) + ' ' + s + '% · ' + esc(r.canary) + ' ' + c + '%</span>';
 }
+function lastMeasurement(r) {
+  const m = r.analysis && r.analysis.measurements && r.analysis.measurements[r.analysis.measurements.length - 1];
+  if (!m) return '<span class="muted">–</span>';
+  return m.metrics.map((x) => '<div class="' + x.phase + '" title="' + esc(m.run + ', window to ' + m.to) + '">' + esc(x.name) + ': ' + esc(x.message) + '</div>').join('');
+}
 function renderRollouts() {
   const rows = [...rollouts.values()].sort((a, b) => a.service.localeCompare(b.service)).map((r) => {
     const last = r.history[r.history.length - 1] || {};
     const active = r.phase === 'Progressing' || r.phase === 'Paused';
     const buttons = active ? ['promote', r.phase === 'Paused' ? 'resume' : 'pause', 'rollback'].map((a) => '<button data-service="' + esc(r.service) + '" data-action="' + a + '">' + a + '</button>').join('') : '';
-    return '<tr><td>' + esc(r.service) + '</td><td class="phase ' + r.phase + '">' + r.phase + '</td><td>' + r.step + ' / ' + r.spec.steps.length + '</td><td>' + weightsBar(r) + '</td><td>' + esc(last.event || '') + ' <span class="muted">by ' + esc(last.by || '') + ': ' + esc(last.reason || '') + '</span></td><td>' + buttons + '</td></tr>';
+    return '<tr><td>' + esc(r.service) + '</td><td class="phase ' + r.phase + '">' + r.phase + '</td><td>' + r.step + ' / ' + r.spec.steps.length + '</td><td>' + weightsBar(r) + '</td><td>' + lastMeasurement(r) + '</td><td>' + esc(last.event || '') + ' <span class="muted">by ' + esc(last.by || '') + ': ' + esc(last.reason || '') + '</span></td><td>' + buttons + '</td></tr>';
   });
-  document.querySelector('#rollouts tbody').innerHTML = rows.join('') || '<tr><td colspan="6" class="muted">no rollouts yet — POST /v1/rollouts</td></tr>';
+  document.querySelector('#rollouts tbody').innerHTML = rows.join('') || '<tr><td colspan="7" class="muted">no rollouts yet — POST /v1/rollouts</td></tr>';
 }
 async function refresh() {
   try {
