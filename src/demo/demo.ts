@@ -38,7 +38,9 @@ class Traffic {
     return Promise.all(
       clients.map(async (c) => {
         while (this.running) {
-          const r = await c.call('echo', 10, { deadlineMs: 1000 });
+          // A client process that is gone (Ctrl-C reaches the whole process group) ends its loop.
+          const r = await c.call('echo', 10, { deadlineMs: 1000 }).catch(() => undefined);
+          if (!r) return;
           for (const [v, n] of Object.entries(r.versions)) this.counts[v] = (this.counts[v] ?? 0) + n;
           this.failures += Object.values(r.errors).reduce((a, b) => a + b, 0);
           // Back off only when nothing answers (no route yet), not when a canary fails some calls.

@@ -37,7 +37,61 @@ function workerPath(): { file: string; execArgv: string[] } {
   return { file: self.replace(/xds-client\.js$/, 'xds-client-process.js'), execArgv: [] };
 }
 
-export async function spawnXdsClient(opts: XdsClientOptions): Promise<XdsClient> {
+/**
+ * Drives one client process: sends call requests, matches answers by id, waits for it to be
+ * ready, and fails calls in flight when it dies (a Ctrl-C reaches the whole process group).
+ */
+function driveClient(
+  nodeId: string,
+  child: ChildProcess,
+  send: (req: CallRequest) => void,
+  onAnswer: (listener: (msg: unknown) => void) => void,
+  close: () => void,
+): Promise<XdsClient> {
+  let nextId = 1;
+  const pending = new Map<number, { resolve: (r: CallResult) => void; reject: (e: Error) => void }>();
+  let ready: (() => void) | undefined;
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      const err = new Error(`xds client ${nodeId} exited (${signal ?? code})`);
+      for (const p of pending.values()) p.reject(err);
+      pending.clear();
+      resolve();
+    }),
+  );
+  onAnswer((msg) => {
+    const id = (msg as { id?: number }).id;
+    if (id === undefined) return ready?.();
+    pending.get(id)?.resolve(msg as CallResult);
+    pending.delete(id);
+  });
+  const client: XdsClient = {
+    nodeId,
+    call(target, count, callOpts = {}) {
+      if (child.exitCode !== null || child.signalCode !== null) return Promise.reject(new Error(`xds client ${nodeId} is not running`));
+      const req: CallRequest = { id: nextId++, op: 'call', target, count, ...callOpts };
+      return new Promise((resolve, reject) => {
+        pending.set(req.id, { resolve, reject });
+        send(req);
+      });
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        close();
+        const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+  return new Promise((resolve, reject) => {
+    ready = () => resolve(client);
+    child.once('error', reject);
+    void exited.then(() => reject(new Error(`xds client ${nodeId} exited before it was ready`)));
+  });
+}
+
+export function spawnXdsClient(opts: XdsClientOptions): Promise<XdsClient> {
   const { file, execArgv } = workerPath();
   const child: ChildProcess = fork(file, [], {
     execArgv,
@@ -49,42 +103,19 @@ export async function spawnXdsClient(opts: XdsClientOptions): Promise<XdsClient>
     },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  let nextId = 1;
-  const pending = new Map<number, (r: CallResult) => void>();
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`xds client ${opts.nodeId} exited (${code}) before it was ready`)));
-    child.once('message', () => resolve());
-  });
-  child.on('message', (msg: CallResult) => {
-    pending.get(msg.id)?.(msg);
-    pending.delete(msg.id);
-  });
-  return {
-    nodeId: opts.nodeId,
-    call(target, count, callOpts = {}) {
-      const req: CallRequest = { id: nextId++, op: 'call', target, count, ...callOpts };
-      return new Promise((resolve, reject) => {
-        pending.set(req.id, resolve);
-        child.send(req, (err) => err && reject(err));
-      });
-    },
-    async stop() {
-      if (child.exitCode === null) {
-        child.disconnect();
-        const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
-        await exited;
-        clearTimeout(timer);
-      }
-    },
-  };
+  return driveClient(
+    opts.nodeId,
+    child,
+    (req) => child.send(req),
+    (listener) => child.on('message', listener),
+    () => child.disconnect(),
+  );
 }
 
 /** The same client on gRPC C-core: Debian's python3-grpcio, run with /usr/bin/python3. */
 export const PYTHON = '/usr/bin/python3';
 
-export async function spawnPythonXdsClient(opts: XdsClientOptions): Promise<XdsClient> {
+export function spawnPythonXdsClient(opts: XdsClientOptions): Promise<XdsClient> {
   // The script is not compiled: from dist/src/demo/ it lives in src/demo/ of the checkout.
   const here = fileURLToPath(new URL('.', import.meta.url));
   const script = here.replace(/\/dist\/src\/demo\/$/, '/src/demo/') + 'py_xds_client.py';
@@ -97,35 +128,11 @@ export async function spawnPythonXdsClient(opts: XdsClientOptions): Promise<XdsC
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout! });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let nextId = 1;
-  const pending = new Map<number, (r: CallResult) => void>();
-  await new Promise<void>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`python xds client ${opts.nodeId} exited (${code}) before it was ready`)));
-    lines.once('line', () => resolve());
-  });
-  lines.on('line', (line) => {
-    const msg = JSON.parse(line) as CallResult;
-    pending.get(msg.id)?.(msg);
-    pending.delete(msg.id);
-  });
-  return {
-    nodeId: opts.nodeId,
-    call(target, count, callOpts = {}) {
-      const id = nextId++;
-      return new Promise((resolve) => {
-        pending.set(id, resolve);
-        child.stdin!.write(JSON.stringify({ id, target, count, ...callOpts }) + '\n');
-      });
-    },
-    async stop() {
-      if (child.exitCode === null) {
-        child.stdin!.end();
-        const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
-        await exited;
-        clearTimeout(timer);
-      }
-    },
-  };
+  return driveClient(
+    opts.nodeId,
+    child,
+    (req) => child.stdin!.write(JSON.stringify(req) + '\n'),
+    (listener) => lines.on('line', (line) => listener(JSON.parse(line))),
+    () => child.stdin!.end(),
+  );
 }
