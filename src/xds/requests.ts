@@ -1,9 +1,8 @@
-// Decoding of DiscoveryRequest and DeltaDiscoveryRequest on the hot path. Every ACK is a request,
-// so the scalar and repeated-string fields are read straight off the wire; only the rare nested
-// messages (node — on the first request of a stream —, error_detail, resource locators) go
-// through protobufjs. The result is the same plain object protobufjs' `toObject` gave before
-// (snake_case, defaults filled in), so the streams see no difference.
-import protobuf from 'protobufjs';
+// Decoding of DiscoveryRequest on the hot path. Every ACK is a request, so the scalar and
+// repeated-string fields are read straight off the wire; only the rare nested messages (node —
+// on the first request of a stream —, error_detail, resource locators) go through protobufjs.
+// The result is the same plain object protobufjs' `toObject` gives (snake_case, defaults filled
+// in), so the streams see no difference; anything unusual is decoded by protobufjs itself.
 import { messageType, TypeUrl } from './protos.js';
 import type { DiscoveryRequest } from './sotw-stream.js';
 import type { DeltaDiscoveryRequest } from './delta-stream.js';
@@ -14,12 +13,6 @@ const toObjectOptions = { longs: String, enums: Number, defaults: true, arrays: 
 const NODE = 'envoy.config.core.v3.Node';
 const STATUS = 'google.rpc.Status';
 const LOCATOR = 'envoy.service.discovery.v3.ResourceLocator';
-
-/** Reads one length-delimited sub-message at the reader's position as a plain object. */
-function nested(typeName: string, r: protobuf.Reader): Record<string, unknown> {
-  const t = messageType(typeName);
-  return t.toObject(t.decode(r, r.uint32()), toObjectOptions);
-}
 
 /** Known type URLs, returned as the constant strings (no decoding, and Map lookups keyed by
  *  them hash nothing): every request carries one. */
@@ -120,123 +113,14 @@ export function decodeDiscoveryRequest(buf: Uint8Array): DiscoveryRequest & { re
   return slowDecodeDiscoveryRequest(buf);
 }
 
-// Like protobufjs' generated decoders, known fields are read by field number whatever their
-// wire type says (a malformed request fails or decodes as it did before); unknown ones are skipped.
-
+/** Anything the fast path does not take is decoded by protobufjs itself. */
 function slowDecodeDiscoveryRequest(buf: Uint8Array): DiscoveryRequest & { resource_locators: unknown[] } {
-  const r = protobuf.Reader.create(buf);
-  let version_info = '';
-  let node: DiscoveryRequest['node'] = null;
-  const resource_names: string[] = [];
-  const resource_locators: unknown[] = [];
-  let type_url = '';
-  let response_nonce = '';
-  let error_detail: DiscoveryRequest['error_detail'] = null;
-  while (r.pos < r.len) {
-    const tag = r.uint32();
-    switch (tag >>> 3) {
-      case 1:
-        version_info = r.string();
-        break;
-      case 2:
-        node = nested(NODE, r) as DiscoveryRequest['node'];
-        break;
-      case 3:
-        resource_names.push(r.string());
-        break;
-      case 4:
-        type_url = r.string();
-        break;
-      case 5:
-        response_nonce = r.string();
-        break;
-      case 6:
-        error_detail = nested(STATUS, r) as DiscoveryRequest['error_detail'];
-        break;
-      case 7:
-        resource_locators.push(nested(LOCATOR, r));
-        break;
-      default:
-        r.skipType(tag & 7);
-    }
-  }
-  return { version_info, node, resource_names, resource_locators, type_url, response_nonce, error_detail };
+  const t = messageType('envoy.service.discovery.v3.DiscoveryRequest');
+  return t.toObject(t.decode(buf), toObjectOptions) as DiscoveryRequest & { resource_locators: unknown[] };
 }
 
-export function decodeDeltaDiscoveryRequest(
-  buf: Uint8Array,
-): DeltaDiscoveryRequest & { resource_locators_subscribe: unknown[]; resource_locators_unsubscribe: unknown[] } {
-  const r = protobuf.Reader.create(buf);
-  let node: DeltaDiscoveryRequest['node'] = null;
-  let type_url = '';
-  const resource_names_subscribe: string[] = [];
-  const resource_names_unsubscribe: string[] = [];
-  const resource_locators_subscribe: unknown[] = [];
-  const resource_locators_unsubscribe: unknown[] = [];
-  const initial_resource_versions: Record<string, string> = {};
-  let response_nonce = '';
-  let error_detail: DeltaDiscoveryRequest['error_detail'] = null;
-  while (r.pos < r.len) {
-    const tag = r.uint32();
-    switch (tag >>> 3) {
-      case 1:
-        node = nested(NODE, r) as DeltaDiscoveryRequest['node'];
-        break;
-      case 2:
-        type_url = r.string();
-        break;
-      case 3:
-        resource_names_subscribe.push(r.string());
-        break;
-      case 4:
-        resource_names_unsubscribe.push(r.string());
-        break;
-      case 5: {
-        // map<string, string> entry: key = 1, value = 2
-        const end = r.uint32() + r.pos;
-        let key = '';
-        let value = '';
-        while (r.pos < end) {
-          const t = r.uint32();
-          switch (t >>> 3) {
-            case 1:
-              key = r.string();
-              break;
-            case 2:
-              value = r.string();
-              break;
-            default:
-              r.skipType(t & 7);
-          }
-        }
-        initial_resource_versions[key] = value;
-        break;
-      }
-      case 6:
-        response_nonce = r.string();
-        break;
-      case 7:
-        error_detail = nested(STATUS, r) as DeltaDiscoveryRequest['error_detail'];
-        break;
-      case 8:
-        resource_locators_subscribe.push(nested(LOCATOR, r));
-        break;
-      case 9:
-        resource_locators_unsubscribe.push(nested(LOCATOR, r));
-        break;
-      default:
-        r.skipType(tag & 7);
-    }
-  }
-  return {
-    node,
-    type_url,
-    resource_names_subscribe,
-    resource_names_unsubscribe,
-    resource_locators_subscribe,
-    resource_locators_unsubscribe,
-    initial_resource_versions,
-    response_nonce,
-    error_detail,
-  };
+/** Delta requests are fewer (one per changed batch, not per poll): protobufjs decodes them. */
+export function decodeDeltaDiscoveryRequest(buf: Uint8Array): DeltaDiscoveryRequest {
+  const t = messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+  return t.toObject(t.decode(buf), toObjectOptions) as DeltaDiscoveryRequest;
 }
