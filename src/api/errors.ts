@@ -1,6 +1,7 @@
 // One error shape for the whole API: {"error": {"code", "message", "details"}}.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
+import type { ZodType } from 'zod';
 import { ConflictError, NotFoundError } from '../control/services.js';
 import { InvalidRolloutError } from '../rollout/controller.js';
 import { TransitionError } from '../rollout/machine.js';
@@ -29,6 +30,14 @@ export function validationError(err: ZodError, prefix: readonly PropertyKey[] = 
   });
   const message = details.map((d) => `${d.field}: ${d.message}`).join('; ');
   return new HttpError(400, 'invalid_argument', message, details);
+}
+
+/** Parses a body, query or path with a schema, or throws a 400 naming each field at fault.
+ *  A missing body counts as `{}`, so the error names the required fields. */
+export function parseOr400<T>(schema: ZodType<T>, value: unknown, prefix: readonly PropertyKey[] = []): T {
+  const r = schema.safeParse(value ?? {});
+  if (!r.success) throw validationError(r.error, prefix);
+  return r.data;
 }
 
 export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {

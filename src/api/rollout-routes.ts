@@ -6,7 +6,7 @@ import { RolloutSpecSchema } from '../model/rollout.js';
 import { NotFoundError } from '../control/services.js';
 import type { RolloutController } from '../rollout/controller.js';
 import type { RolloutEvent } from '../rollout/machine.js';
-import { validationError } from './errors.js';
+import { parseOr400 as parse } from './errors.js';
 import { parseParams } from './services-routes.js';
 
 const PromoteBody = z.strictObject({ full: z.boolean().optional() });
@@ -27,12 +27,6 @@ const RollbackQuery = z.strictObject({
       }
     }),
 });
-
-function parse<T>(schema: z.ZodType<T>, value: unknown, prefix: string[] = []): T {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) throw validationError(r.error, prefix);
-  return r.data;
-}
 
 /** Who asked: an optional header for the audit trail, else "api". */
 export function actor(req: FastifyRequest): string {

@@ -4,14 +4,12 @@ import { z } from 'zod';
 import type { ServiceRegistry } from '../control/services.js';
 import { NotFoundError } from '../control/services.js';
 import { NameSchema, ServiceSchema } from '../model/service.js';
-import { validationError } from './errors.js';
+import { parseOr400 } from './errors.js';
 
 const Params = z.strictObject({ service: NameSchema });
 
 export function parseParams(params: unknown): { service: string } {
-  const p = Params.safeParse(params);
-  if (!p.success) throw validationError(p.error, ['path']);
-  return p.data;
+  return parseOr400(Params, params, ['path']);
 }
 
 export function serviceRoutes(registry: ServiceRegistry) {
@@ -25,9 +23,7 @@ export function serviceRoutes(registry: ServiceRegistry) {
     });
     app.put('/v1/services/:service', async (req, reply) => {
       const { service } = parseParams(req.params);
-      const body = ServiceSchema.safeParse(req.body);
-      if (!body.success) throw validationError(body.error);
-      const { service: stored, created } = await registry.put(service, body.data);
+      const { service: stored, created } = await registry.put(service, parseOr400(ServiceSchema, req.body));
       return reply.status(created ? 201 : 200).send(stored);
     });
     app.delete('/v1/services/:service', async (req, reply) => {
