@@ -6,7 +6,7 @@
 //   node --expose-gc dist/bench/micro.js [N=10000] [rounds=5]
 import type * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
-import { flavourOf } from '../src/control/publisher.js';
+import { kindOf } from '../src/translate/client-kind.js';
 import type { NamedService } from '../src/model/service.js';
 import { DEFAULT_ENVOY_LISTENER } from '../src/translate/listeners.js';
 import { stableRouting } from '../src/translate/routing.js';
@@ -41,7 +41,7 @@ function publish(cache: ResourceCache, canaryWeight: number): void {
 
 // The request deserializer exactly as XdsServer registers it with grpc-js.
 const cache = new ResourceCache('micro');
-const server = new XdsServer({ cache, log: pino({ level: 'silent' }), groupOf: flavourOf });
+const server = new XdsServer({ cache, log: pino({ level: 'silent' }), groupOf: kindOf });
 let deserialize: (b: Buffer) => any = () => undefined;
 server.register({
   addService(def: grpc.ServiceDefinition, _impl: unknown) {

@@ -1,6 +1,6 @@
 // Sluice under test, in its own process so that its RSS and CPU are its own.
 //   app   — the whole application (startSluice: REST, rollout engine, file store, xDS).
-//   churn — the publishing path without REST and rollout engine: the real Publisher (debounce),
+//   churn — the publishing path without REST and rollout engine: the real Reconciler (debounce),
 //           translation and XdsServer, with weights changed by a driver in this process, and a
 //           fleet-convergence wait per change as the rollout engine's ACK watch does. (Through
 //           REST, weight changes are serialised by the rollout controller; see docs/performance.md.)
@@ -9,10 +9,15 @@ import { ConfigSchema } from '../src/config.js';
 import { startSluice } from '../src/main.js';
 import type { Sluice } from '../src/main.js';
 import type { NamedService } from '../src/model/service.js';
-import { flavourOf, Publisher } from '../src/control/publisher.js';
-import { stableRouting } from '../src/translate/routing.js';
-import type { Routing } from '../src/translate/routing.js';
+import type { RolloutState } from '../src/model/rollout.js';
+import { Reconciler } from '../src/reconcile/reconciler.js';
+import { createRollout } from '../src/rollout/machine.js';
+import type { DesiredState } from '../src/state/desired-state.js';
+import { kindOf } from '../src/translate/client-kind.js';
+import { EnvoyKind } from '../src/translate/envoy.js';
+import { GrpcKind } from '../src/translate/grpc.js';
 import { DEFAULT_ENVOY_LISTENER } from '../src/translate/listeners.js';
+import { Translator } from '../src/translate/translate.js';
 import { ResourceCache } from '../src/xds/cache.js';
 import { XdsServer } from '../src/xds/server.js';
 import { TypeUrl } from '../src/xds/protos.js';
@@ -31,14 +36,19 @@ let httpPort = 0;
 // -- churn mode -------------------------------------------------------------------------------
 const services: NamedService[] = Array.from({ length: Number(servicesArg) }, (_, i) => ({ name: serviceName(i), ...serviceSpec(i) }));
 const weights = new Map<string, number>();
-let publisher: Publisher | undefined;
+let reconciler: Reconciler | undefined;
+let revision = 0;
 
-function routings(): Routing[] {
-  return services.map((s) => {
+/** The desired state with each service's canary at its current weight. */
+function desired(): DesiredState {
+  const rollouts = new Map<string, RolloutState>();
+  for (const s of services) {
     const w = weights.get(s.name) ?? 0;
-    if (w === 0) return stableRouting(s);
-    return { service: s, split: [{ version: 'v2', weight: w }, { version: 'v1', weight: 100 - w }], headerRoutes: [] };
-  });
+    if (w === 0) continue;
+    const r = createRollout(s.name, { service: s.name, canary: 'v2', steps: [{ setWeight: w }] }, 'v1', new Date(0), 'bench');
+    rollouts.set(s.name, r);
+  }
+  return { revision: ++revision, services: new Map(services.map((s) => [s.name, s])), rollouts };
 }
 
 async function churn(args: { durationMs: number; awaitAcks: boolean }) {
@@ -60,7 +70,7 @@ async function churn(args: { durationMs: number; awaitAcks: boolean }) {
         if (performance.now() - t0 >= args.durationMs) return;
         weights.set(s.name, ((weights.get(s.name) ?? 0) % 99) + 1);
         changes++;
-        void publisher!.schedule();
+        reconciler!.apply({ state: desired(), services: [s.name], urgent: false });
         if (args.awaitAcks) {
           awaits++;
           pendingWaits.push(xds.awaitConvergence(TypeUrl.RouteConfiguration, 10_000));
@@ -99,9 +109,9 @@ if (mode === 'app') {
   httpPort = sluice.httpPort;
 } else {
   const cache = new ResourceCache(`sluice@${process.pid}`);
-  xds = new XdsServer({ cache, log: log.child({ component: 'xds' }), groupOf: flavourOf });
-  publisher = new Publisher({ cache, log, envoyListener: DEFAULT_ENVOY_LISTENER, routings });
-  publisher.publishNow();
+  xds = new XdsServer({ cache, log: log.child({ component: 'xds' }), groupOf: kindOf });
+  reconciler = new Reconciler({ cache, log, translator: new Translator([new GrpcKind(), new EnvoyKind(DEFAULT_ENVOY_LISTENER)]) });
+  reconciler.apply({ state: desired(), services: [], urgent: true });
   xdsPort = await xds.listen('127.0.0.1', 0);
 }
 

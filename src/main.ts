@@ -11,16 +11,21 @@ import { openApiRoutes } from './api/openapi.js';
 import { dashboardRoutes } from './api/dashboard-routes.js';
 import { rolloutRoutes } from './api/rollout-routes.js';
 import { metricsRoutes } from './api/metrics-routes.js';
+import { statusRoutes } from './api/status-routes.js';
 import { WebhookNotifier } from './alerts/webhook.js';
 import { Analyzer } from './analysis/analyzer.js';
 import { parseDuration } from './model/duration.js';
 import { clusterName } from './model/service.js';
+import { Reconciler } from './reconcile/reconciler.js';
+import { RolloutScheduler } from './rollout/scheduler.js';
+import { StateWriter } from './state/writer.js';
 import { selfMetrics } from './telemetry/self-metrics.js';
 import { Telemetry } from './telemetry/telemetry.js';
-import { RolloutController } from './rollout/controller.js';
+import { kindOf } from './translate/client-kind.js';
+import { EnvoyKind } from './translate/envoy.js';
+import { GrpcKind } from './translate/grpc.js';
+import { Translator } from './translate/translate.js';
 import type { Config } from './config.js';
-import { flavourOf, Publisher } from './control/publisher.js';
-import { ServiceRegistry } from './control/services.js';
 import { FileStore } from './store/file-store.js';
 import { ResourceCache } from './xds/cache.js';
 import { XdsServer } from './xds/server.js';
@@ -30,8 +35,9 @@ export interface Sluice {
   xdsPort: number;
   httpPort: number;
   xds: XdsServer;
-  registry: ServiceRegistry;
-  rollouts: RolloutController;
+  state: StateWriter;
+  scheduler: RolloutScheduler;
+  reconciler: Reconciler;
   telemetry: Telemetry;
   stop(): Promise<void>;
 }
@@ -49,41 +55,46 @@ function xdsCredentials(config: Config): grpc.ServerCredentials {
 export async function startSluice(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Sluice> {
   const store = await FileStore.open(config.dataDir);
   const cache = new ResourceCache(`sluice@${process.pid}`);
-  const xds = new XdsServer({ cache, log: log.child({ component: 'xds' }), groupOf: flavourOf });
+  const xds = new XdsServer({ cache, log: log.child({ component: 'xds' }), groupOf: kindOf });
 
-  let rollouts: RolloutController | undefined;
-  const publisher = new Publisher({
-    cache,
-    log,
-    envoyListener: { name: 'sluice_http', address: config.envoyListenerAddress, port: config.envoyListenerPort },
-    routings: () => rollouts!.routings(),
+  // Desired state flows one way: writer -> reconciler (translate -> cache) -> streams.
+  const translator = new Translator([
+    new GrpcKind(),
+    new EnvoyKind({ name: 'sluice_http', address: config.envoyListenerAddress, port: config.envoyListenerPort }),
+  ]);
+  const reconciler = new Reconciler({ cache, translator, log: log.child({ component: 'reconcile' }) });
+  const state = new StateWriter({
+    store,
+    log: log.child({ component: 'state' }),
+    check: (candidate, changed) => reconciler.check(candidate, changed),
   });
-  const registry = new ServiceRegistry(store, () => publisher.schedule());
+  state.on('change', (change) => reconciler.apply(change));
+
   const lrsIntervalMs = parseDuration(config.lrsInterval);
   const telemetry = new Telemetry({ log: log.child({ component: 'telemetry' }), lrsIntervalMs });
   const analyzer = new Analyzer({
     windows: telemetry.windows,
     telemetrySince: telemetry.since,
     reportLagMs: lrsIntervalMs,
-    clusterOf: (service, version) => clusterName(service, version, registry.get(service) ?? { versions: {}, stable: version }),
+    clusterOf: (service, version) => clusterName(service, version, state.state.services.get(service) ?? { versions: {}, stable: version }),
   });
-  rollouts = new RolloutController({
-    store,
-    services: registry,
-    fleet: { awaitRoutes: (ms) => xds.awaitConvergence(TypeUrl.RouteConfiguration, ms) },
+  const scheduler = new RolloutScheduler({
+    sink: state,
+    fleet: { awaitService: (_service, { timeoutMs }) => xds.awaitConvergence(TypeUrl.RouteConfiguration, timeoutMs) },
+    published: (revision) => reconciler.whenPublished(revision),
     log: log.child({ component: 'rollout' }),
-    publish: (urgent) => publisher.schedule(urgent),
     analyzer,
   });
-  await registry.load();
-  await rollouts.load();
+  state.on('change', (change) => scheduler.onChange(change.services));
+  await state.load();
+  reconciler.publishNow();
+  const rollouts = () => [...state.state.rollouts.values()];
   const webhook = config.webhookUrl
-    ? new WebhookNotifier({ url: config.webhookUrl, format: config.webhookFormat, log: log.child({ component: 'webhook' }) }, rollouts.list())
+    ? new WebhookNotifier({ url: config.webhookUrl, format: config.webhookFormat, log: log.child({ component: 'webhook' }) }, rollouts())
     : undefined;
-  if (webhook) rollouts.on('change', (state) => webhook.onChange(state));
-  const metrics = selfMetrics({ xds, cache, rollouts: () => rollouts.list(), telemetryReports: telemetry.reports, telemetryWindows: telemetry.windows });
-  publisher.publishNow();
-  rollouts.start();
+  if (webhook) state.on('rollout', (r) => webhook.onChange(r));
+  const metrics = selfMetrics({ xds, cache, rollouts, telemetryReports: telemetry.reports, telemetryWindows: telemetry.windows });
+  scheduler.start();
 
   const grpcServer = new grpc.Server({
     'grpc.keepalive_time_ms': 30_000,
@@ -94,31 +105,49 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   telemetry.register(grpcServer);
   const xdsPort = await xds.bind(grpcServer, config.host, config.xdsPort, xdsCredentials(config));
 
-  let ready = false;
+  let started = false;
+  const problems = () => reconciler.serviceErrors();
   const api = buildApi({
     log,
     apiToken: config.apiToken,
-    ready: () => ready,
-    routes: [serviceRoutes(registry), rolloutRoutes(rollouts), fleetRoutes(xds), eventRoutes(rollouts), openApiRoutes(), dashboardRoutes(), metricsRoutes(metrics)],
+    ready: () => {
+      if (!started) return { ready: false, reason: 'starting' };
+      const p = state.persistence();
+      if (!p.ok)
+        return { ready: false, reason: p.unpersisted.length ? `rolled back but not persisted: ${p.unpersisted.join(', ')}` : `store: ${p.store.message ?? 'not writable'}` };
+      return { ready: true };
+    },
+    routes: [
+      serviceRoutes(state, problems),
+      rolloutRoutes(state, scheduler),
+      fleetRoutes(xds),
+      statusRoutes(state, problems, () => store.quarantined()),
+      eventRoutes(state),
+      openApiRoutes(),
+      dashboardRoutes(),
+      metricsRoutes(metrics),
+    ],
   });
   await api.listen({ host: config.host, port: config.httpPort });
   const address = api.server.address();
   const httpPort = typeof address === 'object' && address ? address.port : config.httpPort;
-  ready = true;
+  started = true;
   log.info({ xdsPort, httpPort, host: config.host, dataDir: config.dataDir }, 'sluice started');
 
   return {
     xdsPort,
     httpPort,
     xds,
-    registry,
-    rollouts,
+    state,
+    scheduler,
+    reconciler,
     telemetry,
     async stop() {
-      ready = false;
-      rollouts.close();
+      started = false;
+      scheduler.close();
       webhook?.close();
-      publisher.close();
+      state.close();
+      reconciler.close();
       await api.close();
       await xds.close(500);
       await store.close();

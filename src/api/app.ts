@@ -1,4 +1,4 @@
-// The REST API (../shared/API.md): services, fleet, health. Rollout routes plug in here too.
+// The REST API (docs in README and GET /openapi.json): health here, everything else plugs in.
 import { timingSafeEqual } from 'node:crypto';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
@@ -10,7 +10,8 @@ export interface ApiOptions {
   apiToken?: string;
   /** Plugins that add routes (services, fleet, rollouts, ...). */
   routes: ((app: FastifyInstance) => void)[];
-  ready: () => boolean;
+  /** Whether to take traffic; when not, why (starting, store not writable, ...). */
+  ready: () => { ready: boolean; reason?: string };
 }
 
 // The dashboard page itself holds no data; it asks for the token when the API answers 401.
@@ -38,7 +39,8 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   // Probes run every few seconds: keep them out of the request log.
   app.get('/healthz', { logLevel: 'silent' }, async () => ({ status: 'ok' }));
   app.get('/readyz', { logLevel: 'silent' }, async (_req, reply) => {
-    if (!opts.ready()) return reply.status(503).send({ status: 'starting' });
+    const { ready, reason } = opts.ready();
+    if (!ready) return reply.status(503).send({ status: 'not_ready', reason });
     return { status: 'ready' };
   });
   for (const r of opts.routes) r(app);

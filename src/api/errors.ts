@@ -2,9 +2,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
 import type { ZodType } from 'zod';
-import { ConflictError, NotFoundError } from '../control/services.js';
-import { InvalidRolloutError } from '../rollout/controller.js';
 import { TransitionError } from '../rollout/machine.js';
+import { ConflictError, InvalidFieldError, NotFoundError, NotPersistedError, NotWritableError } from '../state/errors.js';
 
 export class HttpError extends Error {
   constructor(
@@ -12,6 +11,8 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly details: unknown[] = [],
+    /** More top-level fields of the error body (e.g. the rollout a rollback left behind). */
+    readonly extra: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -48,8 +49,11 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
     e = new HttpError(409, 'conflict', err.message, err.field ? [{ field: err.field, message: err.message }] : []);
   else if (err instanceof NotFoundError) e = new HttpError(404, 'not_found', err.message);
   else if (err instanceof TransitionError) e = new HttpError(409, 'conflict', err.message);
-  else if (err instanceof InvalidRolloutError)
+  else if (err instanceof InvalidFieldError)
     e = new HttpError(400, 'invalid_argument', `${err.field}: ${err.message}`, [{ field: err.field, message: err.message }]);
+  else if (err instanceof NotWritableError) e = new HttpError(503, 'unavailable', err.message);
+  // The fleet has the rollback; only the disk does not: a 5xx that says exactly that.
+  else if (err instanceof NotPersistedError) e = new HttpError(507, 'not_persisted', err.message, [], { rollout: err.value });
   else if ('statusCode' in err && typeof err.statusCode === 'number' && err.statusCode < 500) {
     const code = err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'unsupported_media_type' : 'invalid_argument';
     e = new HttpError(err.statusCode, code, err.statusCode === 400 && /JSON/i.test(err.message) ? `body: malformed JSON (${err.message})` : err.message, [{ field: '(body)', message: err.message }]);
@@ -57,5 +61,5 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
     req.log.error({ err }, 'request failed');
     e = new HttpError(500, 'internal', 'internal error');
   }
-  void reply.status(e.status).send({ error: { code: e.code, message: e.message, details: e.details } });
+  void reply.status(e.status).send({ error: { code: e.code, message: e.message, details: e.details }, ...e.extra });
 }

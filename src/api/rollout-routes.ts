@@ -1,12 +1,15 @@
-// /v1/rollouts: create, read, and the actions promote / pause / resume / rollback.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+// /v1/rollouts: create, read, the actions promote / pause / resume / rollback, the archive of
+// finished rollouts, and deleting a finished one.
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { parseDuration } from '../model/duration.js';
 import { RolloutSpecSchema } from '../model/rollout.js';
-import { NotFoundError } from '../control/services.js';
-import type { RolloutController } from '../rollout/controller.js';
 import type { RolloutEvent } from '../rollout/machine.js';
-import { parseOr400 as parse } from './errors.js';
+import type { NodeConvergence, RolloutScheduler } from '../rollout/scheduler.js';
+import { NotFoundError, NotPersistedError } from '../state/errors.js';
+import type { StateWriter } from '../state/writer.js';
+import { actor } from './actor.js';
+import { HttpError, parseOr400 as parse } from './errors.js';
 import { parseParams } from './services-routes.js';
 
 const PromoteBody = z.strictObject({ full: z.boolean().optional() });
@@ -28,32 +31,38 @@ const RollbackQuery = z.strictObject({
     }),
 });
 
-/** Who asked: an optional header for the audit trail, else "api". */
-export function actor(req: FastifyRequest): string {
-  const who = req.headers['x-sluice-user'];
-  return typeof who === 'string' && /^[\w.@: -]{1,64}$/.test(who) ? who : 'api';
-}
-
-export function rolloutRoutes(rollouts: RolloutController) {
+export function rolloutRoutes(writer: StateWriter, scheduler: RolloutScheduler) {
   return (app: FastifyInstance) => {
-    app.get('/v1/rollouts', async () => ({ rollouts: rollouts.list() }));
+    app.get('/v1/rollouts', async () => ({ rollouts: [...writer.state.rollouts.values()].sort((a, b) => (a.service < b.service ? -1 : 1)) }));
 
     app.get('/v1/rollouts/:service', async (req) => {
       const { service } = parseParams(req.params);
-      const r = rollouts.get(service);
+      const r = writer.state.rollouts.get(service);
       if (!r) throw new NotFoundError(`no rollout for service "${service}"`);
       return r;
     });
 
+    app.get('/v1/rollouts/:service/history', async (req) => {
+      const { service } = parseParams(req.params);
+      if (!writer.state.services.has(service) && !writer.state.rollouts.has(service)) throw new NotFoundError(`service "${service}" not found`);
+      return { rollouts: await writer.archive(service) };
+    });
+
+    app.delete('/v1/rollouts/:service', async (req, reply) => {
+      const { service } = parseParams(req.params);
+      await writer.deleteRollout(service, actor(req));
+      return reply.status(204).send();
+    });
+
     app.post('/v1/rollouts', async (req, reply) => {
       const spec = parse(RolloutSpecSchema, req.body);
-      return reply.status(201).send(await rollouts.create(spec, actor(req)));
+      return reply.status(201).send(await writer.createRollout(spec, actor(req)));
     });
 
     const action = (name: string, toEvent: (body: unknown) => RolloutEvent) =>
       app.post(`/v1/rollouts/:service/${name}`, async (req) => {
         const { service } = parseParams(req.params);
-        return rollouts.act(service, toEvent(req.body), actor(req));
+        return writer.rolloutEvent(service, toEvent(req.body), actor(req));
       });
     action('promote', (body) => ({ type: 'promote', full: parse(PromoteBody, body).full }));
     action('pause', (body) => (parse(EmptyBody, body), { type: 'pause' }));
@@ -64,21 +73,33 @@ export function rolloutRoutes(rollouts: RolloutController) {
       const { reason } = parse(RollbackBody, req.body);
       const query = parse(RollbackQuery, req.query, ['query']);
       const started = performance.now();
-      const state = await rollouts.act(service, { type: 'rollback', reason }, actor(req));
+      let state;
+      let notPersisted: NotPersistedError | undefined;
+      try {
+        state = await writer.rolloutEvent(service, { type: 'rollback', reason }, actor(req));
+      } catch (err) {
+        // The fleet was rolled back but the store refused: still say what the fleet did.
+        if (!(err instanceof NotPersistedError) || query.wait !== 'ack') throw err;
+        notPersisted = err;
+      }
       if (query.wait !== 'ack') return state;
       const pushedMs = performance.now() - started;
-      const nodes = await rollouts.awaitFleet(query.timeout ? parseDuration(query.timeout) : 5000);
-      // Each node's time counts from the REST call, not from the start of the wait.
-      const timed = nodes.map((n) => ({ ...n, ms: n.ms === null ? null : Math.round(n.ms + pushedMs) }));
-      return {
-        ...state,
-        fleet: {
-          acknowledged: timed.every((n) => n.state === 'acked' || n.state === 'disconnected'),
-          pushedMs: Math.round(pushedMs),
-          elapsedMs: Math.round(performance.now() - started),
-          nodes: timed,
-        },
-      };
+      const nodes = await scheduler.awaitFleet(service, query.timeout ? parseDuration(query.timeout) : 5000);
+      const fleet = fleetReport(nodes, pushedMs, started);
+      if (notPersisted) throw new HttpError(507, 'not_persisted', notPersisted.message, [], { rollout: notPersisted.value, fleet });
+      return { ...state, fleet };
     });
+  };
+}
+
+/** Each node's time counts from the REST call, not from the start of the wait. */
+function fleetReport(nodes: NodeConvergence[], pushedMs: number, started: number) {
+  const timed = nodes.map((n) => ({ ...n, ms: n.ms === null ? null : Math.round(n.ms + pushedMs) }));
+  return {
+    acknowledged: timed.every((n) => n.state === 'acked' || n.state === 'disconnected'),
+    nodeCount: new Set(timed.map((n) => n.node)).size,
+    pushedMs: Math.round(pushedMs),
+    elapsedMs: Math.round(performance.now() - started),
+    nodes: timed,
   };
 }

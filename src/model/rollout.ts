@@ -176,6 +176,9 @@ export const RolloutSpecSchema = z.strictObject({
   sticky: StickySchema.optional(),
   /** Runs for the whole rollout, from its creation. */
   analysis: AnalysisSchema.optional(),
+  /** A weight step counts as reached only once this many nodes of the service ACKed it
+   *  (default: no minimum; a step reached with zero nodes is flagged in status and history). */
+  minNodes: z.int().min(1).max(1_000_000).optional(),
 });
 export type RolloutSpec = z.output<typeof RolloutSpecSchema>;
 
@@ -260,9 +263,42 @@ export interface RolloutState {
   pauseRemainingMs: number | null;
   /** When the fleet first ACKed the current weight (null until it has, reset when the weight changes). */
   lastAckAt: string | null;
+  /** Nodes of the service that ACKed the current weight (set with lastAckAt). */
+  lastAckNodes?: number | null;
   createdAt: string;
   updatedAt: string;
+  /** The most recent transitions (at most MAX_HISTORY); older ones are dropped and counted. */
   history: HistoryEntry[];
+  historyDropped?: number;
   /** Present when the spec has analysis (background or steps); absent in older stored rollouts. */
   analysis?: AnalysisState;
 }
+
+/** A stored rollout as read back: the fields every reader relies on, checked before use so a
+ *  damaged file is quarantined instead of breaking the process (extra fields are kept). */
+const isoTime = z.iso.datetime();
+export const RolloutStateSchema = z.looseObject({
+  id: z.string().min(1),
+  spec: RolloutSpecSchema,
+  service: Name,
+  stable: Name,
+  canary: Name,
+  phase: z.enum(['Progressing', 'Paused', 'Promoted', 'RolledBack']),
+  step: z.int().min(0),
+  canaryWeight: z.int().min(0).max(100),
+  weights: z.record(z.string(), z.number()),
+  headerRoutesActive: z.boolean(),
+  awaitingAck: z.strictObject({ canaryWeight: z.int().min(0).max(100), since: isoTime }).nullable(),
+  pauseUntil: isoTime.nullable(),
+  pausedBy: z.enum(['step', 'user', 'analysis', 'fleet']).nullable(),
+  pauseRemainingMs: z.number().min(0).nullable(),
+  lastAckAt: isoTime.nullable(),
+  createdAt: isoTime,
+  updatedAt: isoTime,
+  history: z.array(z.looseObject({ at: z.string(), event: z.string(), by: z.string(), reason: z.string() })),
+  historyDropped: z.int().min(0).optional(),
+  analysis: z.looseObject({ runs: z.array(z.looseObject({ run: z.string(), nextAt: isoTime, startedAt: isoTime })), measurements: z.array(z.unknown()) }).optional(),
+}).superRefine((r, ctx) => {
+  if (r.step > r.spec.steps.length) ctx.addIssue({ code: 'custom', path: ['step'], message: `step ${r.step} is past the last step` });
+  if (r.spec.service !== r.service) ctx.addIssue({ code: 'custom', path: ['service'], message: 'does not match spec.service' });
+});

@@ -63,7 +63,7 @@ export const ServiceSchema = z
     retries: RetriesSchema.optional(),
   })
   .superRefine((s, ctx) => {
-    if (!(s.stable in s.versions))
+    if (!Object.hasOwn(s.versions, s.stable))
       ctx.addIssue({ code: 'custom', path: ['stable'], message: `"${s.stable}" is not one of the versions` });
     if (s.domains && new Set(s.domains.map((d) => d.toLowerCase())).size !== s.domains.length)
       ctx.addIssue({ code: 'custom', path: ['domains'], message: 'domains must be unique' });
@@ -78,8 +78,19 @@ export interface NamedService extends Service {
   name: string;
 }
 
+/** Whether `version` is one of the service's own versions (never an `Object.prototype` name). */
+export function hasVersion(spec: Service, version: string): boolean {
+  return Object.hasOwn(spec.versions, version);
+}
+
 export function clusterName(service: string, version: string, spec: Service): string {
-  return spec.versions[version]?.cluster ?? `${service}-${version}`;
+  const explicit = hasVersion(spec, version) ? spec.versions[version]!.cluster : undefined;
+  return explicit ?? `${service}-${version}`;
+}
+
+/** Every cluster a service declares, with the version that declares it. */
+export function clustersOf(service: NamedService): { cluster: string; version: string }[] {
+  return Object.keys(service.versions).map((version) => ({ cluster: clusterName(service.name, version, service), version }));
 }
 
 export function domainsOf(service: NamedService): string[] {

@@ -17,7 +17,7 @@ import { parseDuration } from '../model/duration.js';
 import type { AnalysisRun, AnalysisSpec, Measurement, RolloutSpec, RolloutState } from '../model/rollout.js';
 
 export type RolloutEvent =
-  | { type: 'fleetAcked'; canaryWeight: number } // fleet ACKed routes carrying this canary weight
+  | { type: 'fleetAcked'; canaryWeight: number; nodes: number } // the service's nodes ACKed routes carrying this weight
   | { type: 'fleetRejected'; canaryWeight: number; nodes: string[]; message: string } // some nodes NACKed them
   | { type: 'tick' } // a timer fired (time in `now`)
   | { type: 'promote'; full?: boolean }
@@ -48,6 +48,11 @@ interface Ctx {
 
 /** Measurements kept in the rollout; older ones survive only as history entries (failures, inconclusive). */
 export const MAX_MEASUREMENTS = 100;
+/** History entries kept per rollout (oldest dropped and counted in historyDropped): a rollout
+ *  that runs for weeks must not grow a file rewritten on every change. */
+export const MAX_HISTORY = 200;
+/** Longest reason kept in history: NACK texts and measurement details come from outside. */
+export const MAX_REASON = 1000;
 
 export function createRollout(id: string, spec: RolloutSpec, stable: string, now: Date, by: string): RolloutState {
   if (spec.canary === stable) throw new TransitionError('conflict', `canary "${spec.canary}" is already the stable version`);
@@ -110,22 +115,30 @@ function apply(c: Ctx, e: RolloutEvent): void {
       // Only the first ACK of the weight we route counts; stale or repeated ACKs are noise.
       if (!isActive(s) || e.canaryWeight !== s.canaryWeight || s.lastAckAt !== null) return;
       s.lastAckAt = c.now.toISOString();
+      s.lastAckNodes = e.nodes;
       s.awaitingAck = null;
-      record(c, 'WeightAcked', `fleet acknowledged weight ${e.canaryWeight}`, s.step);
+      record(
+        c,
+        'WeightAcked',
+        e.nodes === 0
+          ? `weight ${e.canaryWeight} counts as acknowledged, but no node of the service is connected (set minNodes to wait for nodes)`
+          : `${e.nodes} node${e.nodes === 1 ? '' : 's'} of the service acknowledged weight ${e.canaryWeight}`,
+        s.step,
+      );
       return run(c);
     case 'fleetRejected':
       // Nodes that refuse the routes keep their old ones: the weight was never reached. Stop the
       // schedule and let a human look (resume waits for the ACK again; rollback is always there).
       if (s.phase !== 'Progressing' || !s.awaitingAck || e.canaryWeight !== s.canaryWeight) return;
       hold(c, 'fleet');
-      return record(c, 'FleetRejected', `${e.nodes.join(', ')} rejected the routes for weight ${e.canaryWeight}: ${e.message}`, s.step);
+      return record(c, 'FleetRejected', `${listOf(e.nodes, 5)} rejected the routes for weight ${e.canaryWeight}: ${e.message}`, s.step);
     case 'tick':
       return run(c);
     case 'promote':
       assertActive(s, 'promote');
       if (e.full) return promoted(c, `full promotion from step ${s.step}`);
       // Leave whatever the current step waits for (pause, user pause, ACK, analysis) and go on.
-      leavePause(s);
+      leavePause(s, c.now);
       completeStep(c, 'promoted');
       return run(c);
     case 'pause':
@@ -137,7 +150,7 @@ function apply(c: Ctx, e: RolloutEvent): void {
       assertActive(s, 'resume');
       if (s.phase === 'Progressing') return;
       if (s.pausedBy === 'step') throw new TransitionError('conflict', `step ${s.step} is a pause without duration: promote to go on`);
-      leavePause(s);
+      leavePause(s, c.now);
       if (s.pauseRemainingMs !== null) {
         s.pauseUntil = new Date(c.now.getTime() + s.pauseRemainingMs).toISOString();
         s.pauseRemainingMs = null;
@@ -171,9 +184,15 @@ function hold(c: Ctx, by: 'user' | 'analysis' | 'fleet'): void {
   }
 }
 
-/** Leaving any pause; a human who resumes after an inconclusive pause starts that count afresh. */
-function leavePause(s: RolloutState): void {
-  if (s.pausedBy === 'analysis') for (const r of s.analysis!.runs) r.inconclusive = 0;
+/** Leaving any pause; a human who resumes after an inconclusive pause starts that count afresh.
+ *  Inconclusive windows while paused were not recorded, so a run's next window may lie in the
+ *  past: it closes now instead (its data is recent, at the weight still routed). */
+function leavePause(s: RolloutState, now: Date): void {
+  if (s.phase === 'Paused')
+    for (const r of s.analysis?.runs ?? []) {
+      if (s.pausedBy === 'analysis') r.inconclusive = 0;
+      if (Date.parse(r.nextAt) < now.getTime()) r.nextAt = now.toISOString();
+    }
   s.phase = 'Progressing';
   s.pausedBy = null;
 }
@@ -202,6 +221,9 @@ function measured(c: Ctx, m: Measurement): void {
   // Only the window the run waits for counts: a late or repeated measurement, or one of a run
   // that ended (or of an earlier run of the same name), closes before that.
   if (!isActive(s) || !current || Date.parse(m.to) < Date.parse(current.nextAt)) return;
+  // While paused an inconclusive window changes nothing (a human decides next anyway): a quiet
+  // night stores, logs and broadcasts nothing per window. Successes and failures still count.
+  if (s.phase === 'Paused' && m.phase === 'Inconclusive') return;
   const spec = runSpec(s, m.run);
   const measurements = s.analysis!.measurements;
   measurements.push(m);
@@ -219,13 +241,10 @@ function measured(c: Ctx, m: Measurement): void {
   } else {
     current.inconclusive++;
     const limit = spec.inconclusiveLimit ?? 0;
-    // While paused nobody is waiting on the count: keep the history short for a quiet night.
-    if (s.phase === 'Progressing') {
-      record(c, 'AnalysisInconclusive', `${m.run}: ${detail} (inconclusive ${current.inconclusive}, inconclusiveLimit ${limit})`, step);
-      if (current.inconclusive > limit) {
-        hold(c, 'analysis');
-        record(c, 'PausedByAnalysis', `analysis ${m.run} inconclusive ${current.inconclusive} times (inconclusiveLimit ${limit}): resume or promote to go on, or roll back`, step);
-      }
+    record(c, 'AnalysisInconclusive', `${m.run}: ${detail} (inconclusive ${current.inconclusive}, inconclusiveLimit ${limit})`, step);
+    if (current.inconclusive > limit) {
+      hold(c, 'analysis');
+      record(c, 'PausedByAnalysis', `analysis ${m.run} inconclusive ${current.inconclusive} times (inconclusiveLimit ${limit}): resume or promote to go on, or roll back`, step);
     }
   }
   if (m.run === 'background' && spec.count !== undefined && current.successful + current.failed + current.inconclusive >= spec.count) {
@@ -312,7 +331,10 @@ function promoted(c: Ctx, reason: string): void {
 }
 
 function setCanaryWeight(s: RolloutState, w: number): void {
-  if (w !== s.canaryWeight) s.lastAckAt = null; // an ACK of the old weight says nothing about the new one
+  if (w !== s.canaryWeight) {
+    s.lastAckAt = null; // an ACK of the old weight says nothing about the new one
+    s.lastAckNodes = null;
+  }
   s.canaryWeight = w;
   s.weights = { [s.stable]: 100 - w, [s.canary]: w };
 }
@@ -325,6 +347,7 @@ function endSchedule(s: RolloutState): void {
   s.pausedBy = null;
   s.pauseRemainingMs = null;
   s.lastAckAt = null;
+  s.lastAckNodes = null;
   if (s.analysis) s.analysis.runs = [];
 }
 
@@ -332,5 +355,19 @@ function record(c: Ctx, event: string, reason: string, step?: number): void {
   c.changed = true;
   const at = c.now.toISOString();
   c.s.updatedAt = at;
-  c.s.history.push({ at, event, weights: { ...c.s.weights }, by: c.by, reason, ...(step === undefined ? {} : { step }) });
+  c.s.history.push({ at, event, weights: { ...c.s.weights }, by: c.by, reason: truncate(reason, MAX_REASON), ...(step === undefined ? {} : { step }) });
+  const over = c.s.history.length - MAX_HISTORY;
+  if (over > 0) {
+    c.s.history.splice(0, over);
+    c.s.historyDropped = (c.s.historyDropped ?? 0) + over;
+  }
+}
+
+/** The first `max` items and how many more. */
+function listOf(items: readonly string[], max: number): string {
+  return items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
+}
+
+export function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 20)}… (${text.length} chars)`;
 }

@@ -5,7 +5,7 @@
 // key is small (one service, one rollout).
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Store } from './store.js';
+import type { QuarantinedEntry, Store, StoreOp } from './store.js';
 import { checkKey } from './store.js';
 
 export class FileStore implements Store {
@@ -32,6 +32,28 @@ export class FileStore implements Store {
         this.values.set(key, JSON.parse(await fs.readFile(full, 'utf8')));
       } else if (entry.name.includes('.tmp-')) await fs.rm(full, { force: true }); // an interrupted write
     }
+  }
+
+  private readonly moved: QuarantinedEntry[] = [];
+
+  async commit(ops: readonly StoreOp[]): Promise<void> {
+    for (const op of ops) await ('put' in op ? this.put(op.put, op.value) : this.delete(op.delete));
+  }
+
+  async quarantine(key: string, reason: string): Promise<void> {
+    const movedTo = path.join(this.dir, 'quarantine', `${key}.${Date.now()}.json`);
+    await fs.mkdir(path.dirname(movedTo), { recursive: true });
+    await fs.rename(this.fileOf(key), movedTo);
+    this.values.delete(key);
+    this.moved.push({ key, movedTo, reason, at: new Date().toISOString() });
+  }
+
+  quarantined(): QuarantinedEntry[] {
+    return [...this.moved];
+  }
+
+  health(): { ok: boolean; message?: string } {
+    return { ok: true };
   }
 
   async get<T>(key: string): Promise<T | undefined> {

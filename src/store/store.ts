@@ -1,5 +1,20 @@
 // The key-value surface every store offers: the embedded file store, and etcd for replicas.
+export type StoreOp = { put: string; value: unknown } | { delete: string };
+
+export interface QuarantinedEntry {
+  key: string;
+  movedTo: string;
+  reason: string;
+  at: string;
+}
+
 export interface Store {
+  /** Applies every op, atomically and durably (TEMPORARY sequential version until the store rework lands). */
+  commit(ops: readonly StoreOp[]): Promise<void>;
+  /** Moves a value that cannot be used out of the way, keeping it for a human. */
+  quarantine(key: string, reason: string): Promise<void>;
+  quarantined(): QuarantinedEntry[];
+  health(): { ok: boolean; message?: string };
   /** Reads one value, or undefined. */
   get<T>(key: string): Promise<T | undefined>;
   /** Every key under a prefix (`services/`), sorted by key. */

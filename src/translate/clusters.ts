@@ -1,19 +1,19 @@
 // One EDS cluster and one ClusterLoadAssignment per version of a service.
 import { clusterName } from '../model/service.js';
 import type { NamedService, Version } from '../model/service.js';
-import { encodeMessage, packAny, TypeUrl } from '../xds/protos.js';
+import { encodeMessage, TypeUrl } from '../xds/protos.js';
 import type { Resource } from '../xds/resource.js';
 import { makeResource } from '../xds/resource.js';
-import type { Flavour } from './routing.js';
+import type { Dialect } from './dialect.js';
 
 const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
 
-export function clusterResources(service: NamedService, flavour: Flavour): Resource[] {
+export function clusterResources(service: NamedService, dialect: Dialect): Resource[] {
   const out: Resource[] = [];
   for (const [version, spec] of Object.entries(service.versions)) {
     const name = clusterName(service.name, version, service);
     out.push(
-      makeResource(TypeUrl.Cluster, name, encodeMessage('envoy.config.cluster.v3.Cluster', cluster(name, spec, flavour)), {
+      makeResource(TypeUrl.Cluster, name, encodeMessage('envoy.config.cluster.v3.Cluster', { ...cluster(name), ...dialect.clusterExtras(spec) }), {
         [TypeUrl.ClusterLoadAssignment]: [name],
       }),
     );
@@ -32,26 +32,14 @@ export function loadAssignmentResources(service: NamedService): Resource[] {
   });
 }
 
-function cluster(name: string, spec: Version, flavour: Flavour): object {
-  const c: Record<string, unknown> = {
+function cluster(name: string): object {
+  return {
     name,
     type: 'EDS',
     eds_cluster_config: { eds_config: ADS_SOURCE, service_name: name },
     connect_timeout: { seconds: 1 },
     lb_policy: 'ROUND_ROBIN',
   };
-  // Proxyless gRPC clients report per-cluster load (successes, errors) to the xDS server
-  // itself: the data-plane telemetry that canary analysis reads.
-  if (flavour === 'grpc') c.lrs_server = { self: {} };
-  if (flavour === 'envoy' && (spec.protocol === 'http2' || spec.protocol === 'grpc')) {
-    c.typed_extension_protocol_options = {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': packAny(
-        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-        { explicit_http_config: { http2_protocol_options: {} } },
-      ),
-    };
-  }
-  return c;
 }
 
 function loadAssignment(name: string, spec: Version): object {

@@ -1,71 +1,43 @@
 // Virtual hosts and routes: header cohorts first (first match wins), then the weighted route
 // with the canary listed first, so raising its weight keeps everyone already on it.
 import { parseDuration } from '../model/duration.js';
-import { clusterName, domainsOf, GRPC_RETRY_ON } from '../model/service.js';
-import type { NamedService } from '../model/service.js';
-import type { Flavour, RouteMatcher, Routing } from './routing.js';
+import { clusterName, domainsOf } from '../model/service.js';
+import type { Dialect } from './dialect.js';
+import type { RouteMatcher, Routing } from './routing.js';
 
-export function virtualHost(routing: Routing, flavour: Flavour): object {
+export function virtualHost(routing: Routing, dialect: Dialect): object {
   const { service } = routing;
   const cluster = (version: string) => clusterName(service.name, version, service);
-  const policy = routePolicy(service, flavour);
+  const policy = dialect.routePolicy(service);
   const routes: object[] = routing.headerRoutes.map((hr) => ({
     name: `${service.name}/${hr.name}`,
-    match: { prefix: '', ...matchersFor(hr.match, flavour) },
+    match: { prefix: '', ...matchersFor(hr.match, dialect) },
     route: { cluster: cluster(hr.version), ...policy },
   }));
-  routes.push({ name: `${service.name}/default`, match: { prefix: '' }, route: { ...splitAction(routing, flavour, cluster), ...policy } });
+  routes.push({ name: `${service.name}/default`, match: { prefix: '' }, route: { ...splitAction(routing, dialect, cluster), ...policy } });
   return { name: service.name, domains: domainsOf(service), routes };
 }
 
-const duration = (text: string) => {
+export const duration = (text: string) => {
   const ms = parseDuration(text);
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
 };
 
-/** Timeout and retries of a service, in the fields each kind of client reads. */
-function routePolicy(service: NamedService, flavour: Flavour): object {
-  const out: Record<string, unknown> = {};
-  if (service.timeout) {
-    // gRPC clients ignore the route timeout and read max_stream_duration (gRFC A31).
-    if (flavour === 'envoy') out.timeout = duration(service.timeout);
-    else out.max_stream_duration = { max_stream_duration: duration(service.timeout) };
-  }
-  const r = service.retries;
-  if (r) {
-    const on = flavour === 'envoy' ? r.on : r.on.filter((c) => GRPC_RETRY_ON.includes(c));
-    if (on.length > 0)
-      out.retry_policy = {
-        retry_on: on.join(','),
-        num_retries: { value: r.attempts - 1 },
-        ...(flavour === 'envoy' && r.perTryTimeout ? { per_try_timeout: duration(r.perTryTimeout) } : {}),
-      };
-  }
-  return out;
-}
-
-function splitAction(routing: Routing, flavour: Flavour, cluster: (v: string) => string): object {
+function splitAction(routing: Routing, dialect: Dialect, cluster: (v: string) => string): object {
   // One version: a plain cluster route (how a rollback looks: no weighted entry at all).
   if (routing.split.length === 1) return { cluster: cluster(routing.split[0]!.version) };
-  const action: Record<string, unknown> = {
+  const sticky = routing.sticky && dialect.stickySplit(routing.sticky);
+  return {
     weighted_clusters: {
       clusters: routing.split.map((s) => ({ name: cluster(s.version), weight: { value: s.weight } })),
+      ...sticky?.weightedClusters,
     },
+    ...sticky?.routeAction,
   };
-  // Proxyless gRPC ignores hash-based picking of weighted clusters; it is sent to Envoy only.
-  if (routing.sticky && flavour === 'envoy') {
-    (action.weighted_clusters as Record<string, unknown>).use_hash_policy = { value: true };
-    action.hash_policy = [
-      'header' in routing.sticky
-        ? { header: { header_name: routing.sticky.header } }
-        : { cookie: { name: routing.sticky.cookie } },
-    ];
-  }
-  return action;
 }
 
 /** RouteMatch fields for a list of matchers (all must match). */
-function matchersFor(match: readonly RouteMatcher[], flavour: Flavour): object {
+function matchersFor(match: readonly RouteMatcher[], dialect: Dialect): object {
   const headers: object[] = [];
   const query_parameters: object[] = [];
   for (const m of match) {
@@ -74,17 +46,11 @@ function matchersFor(match: readonly RouteMatcher[], flavour: Flavour): object {
       query_parameters.push(m.present ? { name: m.query, present_match: true } : { name: m.query, string_match: stringMatch(m) });
     } else if (m.cookie !== undefined) {
       // A regex on the Cookie header works on every Envoy and gRPC client generation.
-      const regex = { regex: cookieRegex(m.cookie, m) };
-      headers.push({
-        name: 'cookie',
-        ...(flavour === 'envoy' ? { string_match: { safe_regex: regex } } : { safe_regex_match: regex }),
-        invert_match: !!m.invert,
-      });
+      headers.push({ ...dialect.headerRegexMatch('cookie', cookieRegex(m.cookie, m)), invert_match: !!m.invert });
     } else {
-      const base = { name: m.header!.toLowerCase(), invert_match: !!m.invert };
-      if (m.present) headers.push({ ...base, present_match: true });
-      else if (flavour === 'envoy') headers.push({ ...base, string_match: stringMatch(m) });
-      else headers.push({ ...base, ...legacyHeaderMatch(m) });
+      const name = m.header!.toLowerCase();
+      if (m.present) headers.push({ name, present_match: true, invert_match: !!m.invert });
+      else headers.push({ ...dialect.headerValueMatch(name, m), invert_match: !!m.invert });
     }
   }
   return {
@@ -93,7 +59,7 @@ function matchersFor(match: readonly RouteMatcher[], flavour: Flavour): object {
   };
 }
 
-function stringMatch(m: RouteMatcher): object {
+export function stringMatch(m: RouteMatcher): object {
   if (m.exact !== undefined) return { exact: m.exact };
   if (m.prefix !== undefined) return { prefix: m.prefix };
   if (m.suffix !== undefined) return { suffix: m.suffix };
@@ -108,7 +74,7 @@ function stringMatch(m: RouteMatcher): object {
  * older fields, with "contains" written as a regex, so gRPC nodes get them; Envoy, which
  * deprecated them, gets `string_match`.
  */
-function legacyHeaderMatch(m: RouteMatcher): object {
+export function legacyHeaderMatch(m: RouteMatcher): object {
   if (m.exact !== undefined) return { exact_match: m.exact };
   if (m.prefix !== undefined) return { prefix_match: m.prefix };
   if (m.suffix !== undefined) return { suffix_match: m.suffix };
@@ -133,4 +99,12 @@ export function cookieRegex(name: string, m: RouteMatcher): string {
   else if (m.regex !== undefined) value = `(?:${m.regex})`;
   else throw new Error('matcher has no value');
   return `${before}${n}=${value}${after}`;
+}
+
+/** Clusters a service's routes send traffic to (a route must never outlive them on a client). */
+export function routedClusters(r: Routing): string[] {
+  const names = [...r.split.map((s) => s.version), ...r.headerRoutes.map((h) => h.version)].map((v) =>
+    clusterName(r.service.name, v, r.service),
+  );
+  return [...new Set(names)];
 }

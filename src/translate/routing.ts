@@ -15,20 +15,19 @@ export interface RouteMatcher {
   invert?: boolean;
 }
 
+export type Sticky = { header: string } | { cookie: string };
+
 export interface Routing {
   service: NamedService;
   /** Versions receiving traffic, canary first, weights > 0 summing to 100. */
   split: readonly { version: string; weight: number }[];
   /** Requests matching every matcher of a route go to its version (first match wins). */
   headerRoutes: readonly { name: string; match: readonly RouteMatcher[]; version: string }[];
-  /** Keep a user on one version while weights move (Envoy 1.36+ only). */
-  sticky?: { header: string } | { cookie: string };
+  /** Keep a user on one version while weights move (for the kinds of client that can). */
+  sticky?: Sticky;
 }
 
 /** 100% to the stable version: a service without an active rollout. */
 export function stableRouting(service: NamedService): Routing {
   return { service, split: [{ version: service.stable, weight: 100 }], headerRoutes: [] };
 }
-
-/** The two kinds of client, which need different listeners (and tolerate different fields). */
-export type Flavour = 'envoy' | 'grpc';

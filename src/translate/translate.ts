@@ -1,137 +1,49 @@
-// Pure: desired routing per service → Envoy resources per client flavour. `Translator` adds a
-// per-service memo, so a change to one service re-encodes only that service's resources.
-import { clusterName } from '../model/service.js';
-import { encodeMessage, TypeUrl } from '../xds/protos.js';
-import type { Resource } from '../xds/resource.js';
-import { makeResource } from '../xds/resource.js';
-import { bytesField } from '../xds/wire.js';
-import { clusterResources, loadAssignmentResources } from './clusters.js';
+// Pure: desired routing per service → resources per kind of client. `Translator` adds a
+// per-service memo, so a change to one service re-encodes only that service's share.
+import type { ClientKind, ResourcesByType, ServicePart } from './client-kind.js';
+import { EnvoyKind } from './envoy.js';
+import { GrpcKind } from './grpc.js';
 import type { EnvoyListenerOptions } from './listeners.js';
-import { apiListener, socketListener } from './listeners.js';
 import type { Routing } from './routing.js';
-import { virtualHost } from './routes.js';
 
-export type ResourcesByType = Record<string, Resource[]>;
-
-const LISTENER = 'envoy.config.listener.v3.Listener';
-const ROUTE_CONFIGURATION = 'envoy.config.route.v3.RouteConfiguration';
-const VIRTUAL_HOST = 'envoy.config.route.v3.VirtualHost';
-/** RouteConfiguration field numbers, for assembling one from encoded virtual hosts. */
-const RC_NAME = 1;
-const RC_VIRTUAL_HOSTS = 2;
-
-/** Clusters a service's routes send traffic to (a route must never outlive them on a client). */
-function routedClusters(r: Routing): string[] {
-  const names = [...r.split.map((s) => s.version), ...r.headerRoutes.map((h) => h.version)].map((v) =>
-    clusterName(r.service.name, v, r.service),
-  );
-  return [...new Set(names)];
-}
-
-/** Everything a proxyless gRPC client needs for one service. */
-function grpcResources(r: Routing): Resource[] {
-  const name = r.service.name;
-  return [
-    makeResource(TypeUrl.Listener, name, encodeMessage(LISTENER, apiListener(name)), { [TypeUrl.RouteConfiguration]: [name] }),
-    makeResource(
-      TypeUrl.RouteConfiguration,
-      name,
-      encodeMessage(ROUTE_CONFIGURATION, { name, virtual_hosts: [virtualHost(r, 'grpc')] }),
-      { [TypeUrl.Cluster]: routedClusters(r) },
-    ),
-    ...clusterResources(r.service, 'grpc'),
-    ...loadAssignmentResources(r.service),
-  ];
-}
-
-/** One service's share of the Envoy configuration: its encoded virtual host and its clusters. */
-interface EnvoyPart {
-  vhost: Uint8Array;
-  routed: string[];
-  resources: Resource[];
-}
-
-function envoyPart(r: Routing): EnvoyPart {
-  return {
-    vhost: encodeMessage(VIRTUAL_HOST, virtualHost(r, 'envoy')),
-    routed: routedClusters(r),
-    resources: [...clusterResources(r.service, 'envoy'), ...loadAssignmentResources(r.service)],
-  };
-}
-
-function envoyResources(listener: Resource, routeName: string, parts: readonly EnvoyPart[]): ResourcesByType {
-  // A message is the concatenation of its fields: the route configuration is its name plus the
-  // already-encoded virtual hosts.
-  const routeBytes = Buffer.concat([bytesField(RC_NAME, routeName), ...parts.map((p) => bytesField(RC_VIRTUAL_HOSTS, p.vhost))]);
-  const route = makeResource(TypeUrl.RouteConfiguration, routeName, routeBytes, {
-    [TypeUrl.Cluster]: [...new Set(parts.flatMap((p) => p.routed))],
-  });
-  return byType([listener, route, ...parts.flatMap((p) => p.resources)]);
-}
-
-function envoyListener(opts: EnvoyListenerOptions): Resource {
-  return makeResource(TypeUrl.Listener, opts.name, encodeMessage(LISTENER, socketListener(opts)), {
-    [TypeUrl.RouteConfiguration]: [opts.name],
-  });
-}
-
-const byName = (a: Routing, b: Routing) => (a.service.name < b.service.name ? -1 : a.service.name > b.service.name ? 1 : 0);
+export type { ResourcesByType } from './client-kind.js';
 
 /** Resources for proxyless gRPC clients: one API listener and route configuration per service. */
 export function translateGrpc(routings: readonly Routing[]): ResourcesByType {
-  return byType(routings.flatMap(grpcResources));
+  const kind = new GrpcKind();
+  return kind.assemble(routings.map((r) => kind.part(r)));
 }
 
 /** Resources for Envoy: one socket listener whose route configuration has a virtual host per service. */
 export function translateEnvoy(routings: readonly Routing[], listener: EnvoyListenerOptions): ResourcesByType {
-  return envoyResources(envoyListener(listener), listener.name, [...routings].sort(byName).map(envoyPart));
+  const kind = new EnvoyKind(listener);
+  return kind.assemble(routings.map((r) => kind.part(r)));
 }
 
-/** The same translation, remembering each service's output until its routing changes. */
+/** Per kind and service: the routing a part was built from (as JSON) and the part. */
+type Memo = Map<string, Map<string, { key: string; part: ServicePart }>>;
+
+/** The translation of each kind, remembering each service's part until its routing changes. */
 export class Translator {
-  private readonly grpcMemo: Memo<Resource[]> = new Map();
-  private readonly envoyMemo: Memo<EnvoyPart> = new Map();
-  private readonly listener: Resource;
+  private readonly memo: Memo = new Map();
 
-  constructor(private readonly envoyListenerOptions: EnvoyListenerOptions) {
-    this.listener = envoyListener(envoyListenerOptions);
+  constructor(readonly kinds: readonly ClientKind[]) {
+    for (const k of kinds) this.memo.set(k.name, new Map());
   }
 
-  grpc(routings: readonly Routing[]): ResourcesByType {
-    return byType(routings.flatMap((r) => remember(this.grpcMemo, r, grpcResources)));
+  /** One service's part for a kind; throws when it does not translate. */
+  part(kind: ClientKind, r: Routing): ServicePart {
+    const memo = this.memo.get(kind.name)!;
+    const key = JSON.stringify(r);
+    const hit = memo.get(r.service.name);
+    if (hit && hit.key === key) return hit.part;
+    const part = kind.part(r);
+    memo.set(r.service.name, { key, part });
+    return part;
   }
 
-  envoy(routings: readonly Routing[]): ResourcesByType {
-    const parts = [...routings].sort(byName).map((r) => remember(this.envoyMemo, r, envoyPart));
-    return envoyResources(this.listener, this.envoyListenerOptions.name, parts);
+  /** Drops services that are gone. */
+  forgetAllBut(services: ReadonlySet<string>): void {
+    for (const memo of this.memo.values()) for (const name of memo.keys()) if (!services.has(name)) memo.delete(name);
   }
-
-  /** Drops services that are gone (call after a publish). */
-  forgetAllBut(routings: readonly Routing[]): void {
-    const live = new Set(routings.map((r) => r.service.name));
-    for (const memo of [this.grpcMemo, this.envoyMemo]) for (const name of memo.keys()) if (!live.has(name)) memo.delete(name);
-  }
-}
-
-/** Per service name: the routing it was built from (as JSON) and what was built. */
-type Memo<T> = Map<string, { key: string; value: T }>;
-
-function remember<T>(memo: Memo<T>, r: Routing, build: (r: Routing) => T): T {
-  const key = JSON.stringify(r);
-  const hit = memo.get(r.service.name);
-  if (hit && hit.key === key) return hit.value;
-  const value = build(r);
-  memo.set(r.service.name, { key, value });
-  return value;
-}
-
-function byType(resources: readonly Resource[]): ResourcesByType {
-  const out: ResourcesByType = {
-    [TypeUrl.Listener]: [],
-    [TypeUrl.RouteConfiguration]: [],
-    [TypeUrl.Cluster]: [],
-    [TypeUrl.ClusterLoadAssignment]: [],
-  };
-  for (const r of resources) out[r.typeUrl]!.push(r);
-  return out;
 }

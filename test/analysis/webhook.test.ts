@@ -50,7 +50,7 @@ describe('webhooks', () => {
     const n = notifier(hook.url);
     let s = createRollout('r1', spec, 'v1', t(0), 'alice');
     n.onChange(s); // Created, WeightSet
-    s = apply(s, { type: 'fleetAcked', canaryWeight: 10 }, 1, 'fleet'); // WeightAcked, StepCompleted: quiet; Paused
+    s = apply(s, { type: 'fleetAcked', canaryWeight: 10, nodes: 1 }, 1, 'fleet'); // WeightAcked, StepCompleted: quiet; Paused
     n.onChange(s);
     s = apply(s, { type: 'rollback', reason: 'errors up' }, 2);
     n.onChange(s);

@@ -56,7 +56,7 @@ describe('bad input', () => {
   afterAll(async () => sluice?.stop());
 
   const unchanged = async () => {
-    expect((await sluice.api('GET', '/v1/services/echo')).body).toEqual({ name: 'echo', ...good });
+    expect((await sluice.api('GET', '/v1/services/echo')).body).toEqual({ name: 'echo', ...good, status: { published: true } });
     await new Promise((r) => setTimeout(r, 30));
     expect(sluice.xds.cache.resources('grpc', TypeUrl.RouteConfiguration)).toBe(routesBefore);
   };

@@ -29,7 +29,7 @@ function unchanged(state: RolloutState, event: RolloutEvent, ms: number): void {
 }
 
 const events = (s: RolloutState) => s.history.map((h) => h.event);
-const ack = (w: number): RolloutEvent => ({ type: 'fleetAcked', canaryWeight: w });
+const ack = (w: number, nodes = 1): RolloutEvent => ({ type: 'fleetAcked', canaryWeight: w, nodes });
 
 describe('createRollout', () => {
   it('starts the first step and records who created it', () => {
@@ -96,7 +96,7 @@ describe('setWeight steps', () => {
     s = step(s, ack(5), 10 * S);
     expect(s).toMatchObject({ step: 1, canaryWeight: 20, weights: { v1: 80, v2: 20 }, awaitingAck: { canaryWeight: 20, since: iso(10 * S) }, lastAckAt: null });
     expect(s.history.slice(2).map((h) => [h.event, h.reason, h.by, h.step])).toEqual([
-      ['WeightAcked', 'fleet acknowledged weight 5', 'schedule', 0],
+      ['WeightAcked', '1 node of the service acknowledged weight 5', 'schedule', 0],
       ['StepCompleted', 'step 0: fleet acknowledged weight 5', 'schedule', 0],
       ['WeightSet', 'step 1', 'schedule', 1],
     ]);

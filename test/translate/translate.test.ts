@@ -8,6 +8,8 @@ import type { RouteMatcher, Routing } from '../../src/translate/routing.js';
 import { stableRouting } from '../../src/translate/routing.js';
 import type { ResourcesByType } from '../../src/translate/translate.js';
 import { translateEnvoy, translateGrpc, Translator } from '../../src/translate/translate.js';
+import { EnvoyKind } from '../../src/translate/envoy.js';
+import { GrpcKind } from '../../src/translate/grpc.js';
 import { messageType, TypeUrl, unpackAny } from '../../src/xds/protos.js';
 import type { Resource } from '../../src/xds/resource.js';
 import { decodeStrict } from '../support/strict-decode.js';
@@ -355,20 +357,24 @@ describe('every translated resource', () => {
 
 describe('Translator (memoized per service)', () => {
   it('gives byte-identical output to the pure functions, and re-encodes only what changed', () => {
-    const t = new Translator(DEFAULT_ENVOY_LISTENER);
+    const grpc = new GrpcKind();
+    const envoy = new EnvoyKind(DEFAULT_ENVOY_LISTENER);
+    const t = new Translator([grpc, envoy]);
+    const build = (kind: GrpcKind | EnvoyKind, routings: Routing[]) =>
+      (kind as GrpcKind).assemble(routings.map((r) => t.part(kind, r) as never));
     const a = stableRouting(checkout);
     const b = stableRouting(search);
     const versionsOf = (out: ResourcesByType) => Object.values(out).flat().map((r) => `${r.typeUrl} ${r.name} ${r.version}`).sort();
-    expect(versionsOf(t.grpc([a, b]))).toEqual(versionsOf(translateGrpc([a, b])));
-    expect(versionsOf(t.envoy([b, a]))).toEqual(versionsOf(translateEnvoy([a, b], DEFAULT_ENVOY_LISTENER)));
-    const first = t.grpc([a, b]);
+    expect(versionsOf(build(grpc, [a, b]))).toEqual(versionsOf(translateGrpc([a, b])));
+    expect(versionsOf(build(envoy, [b, a]))).toEqual(versionsOf(translateEnvoy([a, b], DEFAULT_ENVOY_LISTENER)));
+    const first = build(grpc, [a, b]);
     const moved: Routing = { ...a, split: [{ version: 'v2', weight: 30 }, { version: 'v1', weight: 70 }] };
-    const second = t.grpc([moved, b]);
+    const second = build(grpc, [moved, b]);
     const same = (x: ResourcesByType, y: ResourcesByType, name: string) =>
       x[TypeUrl.RouteConfiguration]!.find((r) => r.name === name) === y[TypeUrl.RouteConfiguration]!.find((r) => r.name === name);
     expect(same(first, second, search.name)).toBe(true); // the untouched service is not rebuilt
     expect(same(first, second, checkout.name)).toBe(false);
     expect(versionsOf(second)).toEqual(versionsOf(translateGrpc([moved, b])));
-    expect(versionsOf(t.envoy([moved, b]))).toEqual(versionsOf(translateEnvoy([moved, b], DEFAULT_ENVOY_LISTENER)));
+    expect(versionsOf(build(envoy, [moved, b]))).toEqual(versionsOf(translateEnvoy([moved, b], DEFAULT_ENVOY_LISTENER)));
   });
 });

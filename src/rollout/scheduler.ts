@@ -1,0 +1,222 @@
+// Moves rollouts along by themselves: timers end timed pauses, a weight step completes when the
+// service's own nodes have ACKed the routes that carry it, and analysis windows are measured
+// when they close. Every decision is an event handed to the state writer, which stores and
+// publishes it; the scheduler only watches the desired state and the fleet.
+import type { Logger } from 'pino';
+import { parseDuration } from '../model/duration.js';
+import type { AnalysisSpec, Measurement, RolloutState } from '../model/rollout.js';
+import type { DesiredState } from '../state/desired-state.js';
+import type { RolloutEvent } from './machine.js';
+import { analysisDue, isActive, nextWakeAt } from './machine.js';
+
+/** One node's (one stream's) answer to the routes of a service. */
+export interface NodeConvergence {
+  node: string;
+  stream: number;
+  state: 'acked' | 'pending' | 'rejected' | 'disconnected';
+  /** Milliseconds from the start of the wait until the node answered. */
+  ms: number | null;
+  message?: string;
+}
+
+/** The fleet as a rollout sees it: only the nodes that hold the service's resources. */
+export interface ServiceFleet {
+  /** Resolves when every node of the service holds its current routes or rejected them (and,
+   *  with minNodes, at least that many nodes ACKed), or at the timeout. */
+  awaitService(service: string, opts: { timeoutMs: number; minNodes?: number }): Promise<NodeConvergence[]>;
+}
+
+/** Where changes are applied (the state writer). */
+export interface RolloutSink {
+  readonly state: DesiredState;
+  rolloutEvent(service: string, event: RolloutEvent, by: string): Promise<RolloutState>;
+}
+
+/** Measures analysis windows (src/analysis/analyzer.ts). */
+export interface RolloutAnalyzer {
+  /** A window of a run started at `startedAt` may not close before this. */
+  earliestClose(spec: AnalysisSpec, startedAt: Date): Date;
+  /** Judges the window of `run` that closes at `to`; never throws for a metric's sake. */
+  measure(state: RolloutState, run: string, spec: AnalysisSpec, to: Date): Promise<Measurement>;
+}
+
+export interface SchedulerOptions {
+  sink: RolloutSink;
+  fleet: ServiceFleet;
+  /** Resolves once the cache holds a desired state at least as new as `revision`. */
+  published(revision: number): Promise<void>;
+  log: Logger;
+  /** Without one, analysis runs are never measured (and analysis steps never complete). */
+  analyzer?: RolloutAnalyzer;
+  now?: () => Date;
+}
+
+const ACK_WAIT_MS = 10_000;
+const RETRY_AFTER_REJECT_MS = 1000;
+const RETRY_MEASUREMENT_MS = 1000;
+
+export class RolloutScheduler {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** By service and run: the window close the timer is for (kept until its measurement is applied). */
+  private readonly analysisTimers = new Map<string, { to: number; timer: NodeJS.Timeout }>();
+  /** By rollout id and run: the last window measured. A paused rollout ignores most measurements,
+   *  so its stored schedule does not move; this keeps the next window after the last one. */
+  private readonly measuredTo = new Map<string, number>();
+  private readonly watching = new Set<string>();
+  private closed = false;
+  private readonly now: () => Date;
+
+  constructor(private readonly opts: SchedulerOptions) {
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  /** Arms timers and fleet watches for every active rollout (after loading). */
+  start(): void {
+    for (const r of this.opts.sink.state.rollouts.values()) this.arm(r);
+  }
+
+  /** The desired state changed for these services: re-arm what they wait for. */
+  onChange(services: readonly string[]): void {
+    for (const s of services) {
+      const r = this.opts.sink.state.rollouts.get(s);
+      if (r) this.arm(r);
+      else this.disarm(s);
+    }
+  }
+
+  /** Waits until the service's nodes hold its current routes (rollback ?wait=ack). */
+  async awaitFleet(service: string, timeoutMs: number): Promise<NodeConvergence[]> {
+    await this.opts.published(this.opts.sink.state.revision);
+    return this.opts.fleet.awaitService(service, { timeoutMs });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    for (const t of this.analysisTimers.values()) clearTimeout(t.timer);
+    this.analysisTimers.clear();
+  }
+
+  private act(service: string, event: RolloutEvent, by: string): Promise<RolloutState> {
+    return this.opts.sink.rolloutEvent(service, event, by);
+  }
+
+  private disarm(service: string): void {
+    const t = this.timers.get(service);
+    if (t) clearTimeout(t);
+    this.timers.delete(service);
+    for (const [key, a] of this.analysisTimers)
+      if (key.startsWith(`${service}\0`)) {
+        clearTimeout(a.timer);
+        this.analysisTimers.delete(key);
+      }
+  }
+
+  private arm(state: RolloutState): void {
+    if (this.closed) return;
+    this.armAnalysis(state);
+    const old = this.timers.get(state.service);
+    if (old) clearTimeout(old);
+    this.timers.delete(state.service);
+    if (!isActive(state)) {
+      for (const key of this.measuredTo.keys()) if (key.startsWith(`${state.id}\0`)) this.measuredTo.delete(key);
+      return;
+    }
+    const wake = nextWakeAt(state);
+    if (wake) {
+      const delay = Math.max(0, wake.getTime() - this.now().getTime());
+      const timer = setTimeout(() => {
+        this.timers.delete(state.service);
+        this.act(state.service, { type: 'tick' }, 'schedule').catch((err) =>
+          this.opts.log.error({ err, service: state.service }, 'rollout tick failed'),
+        );
+      }, delay);
+      timer.unref();
+      this.timers.set(state.service, timer);
+    }
+    if (state.awaitingAck && !this.watching.has(state.service)) void this.watchFleet(state.service);
+  }
+
+  /** One timer per analysis run, at the close of its next window. */
+  private armAnalysis(state: RolloutState): void {
+    const analyzer = this.opts.analyzer;
+    const due = analyzer ? analysisDue(state) : [];
+    const prefix = `${state.service}\0`;
+    for (const [key, t] of this.analysisTimers)
+      if (key.startsWith(prefix) && !due.some((d) => prefix + d.run === key)) {
+        clearTimeout(t.timer);
+        this.analysisTimers.delete(key);
+      }
+    for (const { run, at, spec, startedAt } of due) {
+      const key = prefix + run;
+      const after = (this.measuredTo.get(`${state.id}\0${run}`) ?? 0) + parseDuration(spec.interval);
+      const to = Math.max(at.getTime(), after, analyzer!.earliestClose(spec, startedAt).getTime());
+      const armed = this.analysisTimers.get(key);
+      if (armed?.to === to) continue; // armed, or being measured
+      if (armed) clearTimeout(armed.timer);
+      const timer = setTimeout(() => void this.measure(state.service, run, key, to), Math.max(0, to - this.now().getTime()));
+      timer.unref();
+      this.analysisTimers.set(key, { to, timer });
+    }
+  }
+
+  /** Measures a closed window and feeds it to the machine, which decides what it means. */
+  private async measure(service: string, run: string, key: string, to: number): Promise<void> {
+    let failed = false;
+    try {
+      const current = this.opts.sink.state.rollouts.get(service);
+      const due = current && analysisDue(current).find((d) => d.run === run);
+      if (!current || !due) return;
+      const measurement = await this.opts.analyzer!.measure(current, run, due.spec, new Date(to));
+      if (this.closed) return;
+      this.measuredTo.set(`${current.id}\0${run}`, to);
+      await this.act(service, { type: 'analysisMeasured', measurement }, 'analysis');
+    } catch (err) {
+      failed = true;
+      this.opts.log.error({ err, service, run }, 'analysis measurement failed');
+    } finally {
+      if (this.analysisTimers.get(key)?.to === to) this.analysisTimers.delete(key);
+    }
+    const r = this.opts.sink.state.rollouts.get(service);
+    if (!r || this.closed) return;
+    // Applying the measurement re-armed the run through the change; when the machine ignored
+    // it (paused), nothing changed, so arm the next window here.
+    if (failed) setTimeout(() => this.armAnalysis(this.opts.sink.state.rollouts.get(service) ?? r), RETRY_MEASUREMENT_MS).unref();
+    else this.armAnalysis(r);
+  }
+
+  /** Reports `fleetAcked` once the service's nodes hold the routes with the awaited weight. */
+  private async watchFleet(service: string): Promise<void> {
+    this.watching.add(service);
+    try {
+      for (;;) {
+        const r = this.opts.sink.state.rollouts.get(service);
+        if (this.closed || !r || !isActive(r) || !r.awaitingAck) return;
+        const weight = r.awaitingAck.canaryWeight;
+        await this.opts.published(this.opts.sink.state.revision);
+        const nodes = await this.opts.fleet.awaitService(service, { timeoutMs: ACK_WAIT_MS, minNodes: r.spec.minNodes });
+        const now = this.opts.sink.state.rollouts.get(service);
+        if (this.closed || !now || !isActive(now) || now.canaryWeight !== weight) continue;
+        const behind = nodes.filter((n) => n.state === 'pending' || n.state === 'rejected');
+        const acked = new Set(nodes.filter((n) => n.state === 'acked').map((n) => n.node)).size;
+        if (behind.length === 0 && acked >= (r.spec.minNodes ?? 0)) {
+          await this.act(service, { type: 'fleetAcked', canaryWeight: weight, nodes: acked }, 'fleet');
+          continue;
+        }
+        this.opts.log.warn({ service, weight, acked, minNodes: r.spec.minNodes, behind: behind.slice(0, 20) }, 'the service\'s nodes have not acknowledged the rollout weight yet');
+        const rejected = behind.filter((n) => n.state === 'rejected');
+        if (rejected.length > 0) {
+          // A NACK is a first-class signal: the schedule stops until a human decides.
+          const message = rejected[0]!.message ?? 'rejected';
+          await this.act(service, { type: 'fleetRejected', canaryWeight: weight, nodes: [...new Set(rejected.map((n) => n.node))], message }, 'fleet');
+          await new Promise((res) => setTimeout(res, RETRY_AFTER_REJECT_MS));
+        }
+      }
+    } catch (err) {
+      this.opts.log.error({ err, service }, 'fleet watch failed');
+    } finally {
+      this.watching.delete(service);
+    }
+  }
+}

@@ -1,0 +1,77 @@
+// Start-up: the desired state as stored. Never refuses to serve: a value that does not parse,
+// does not match its key, or conflicts with what was loaded before it is quarantined (moved
+// aside by the store, named in the log and in the status API) and everything else is served.
+import type { Logger } from 'pino';
+import type { RolloutState } from '../model/rollout.js';
+import { RolloutStateSchema } from '../model/rollout.js';
+import type { NamedService } from '../model/service.js';
+import { NAME, ServiceSchema } from '../model/service.js';
+import type { Store } from '../store/store.js';
+import { checkNames, checkRollouts } from './config-check.js';
+import type { ConfigCheck, DesiredState } from './desired-state.js';
+import { EMPTY_STATE, withService } from './desired-state.js';
+import { ROLLOUT_PREFIX, SERVICE_PREFIX } from './keys.js';
+
+export async function loadState(store: Store, log: Logger, check?: ConfigCheck): Promise<DesiredState> {
+  const quarantine = async (key: string, reason: string) => {
+    log.error({ key, reason }, 'stored value quarantined: it cannot be served');
+    try {
+      await store.quarantine(key, reason);
+    } catch (err) {
+      log.error({ err, key }, 'could not move the quarantined value aside; it is ignored');
+    }
+  };
+  let state = EMPTY_STATE;
+  const problemsOf = (candidate: DesiredState, name: string) => [
+    ...checkNames(candidate, [name]),
+    ...checkRollouts(candidate, [name]),
+    ...(check?.(candidate, [name]) ?? []),
+  ];
+
+  for (const { key, value } of await store.list<unknown>(SERVICE_PREFIX)) {
+    const name = key.slice(SERVICE_PREFIX.length);
+    const service = parseService(name, value);
+    if (typeof service === 'string') {
+      await quarantine(key, service);
+      continue;
+    }
+    const candidate = withService(state, name, { service });
+    const problems = problemsOf(candidate, name);
+    if (problems.length > 0) await quarantine(key, problems.map((p) => p.message).join('; '));
+    else state = candidate;
+  }
+
+  for (const { key, value } of await store.list<unknown>(ROLLOUT_PREFIX)) {
+    const name = key.slice(ROLLOUT_PREFIX.length);
+    const parsed = RolloutStateSchema.safeParse(value);
+    if (!parsed.success) {
+      await quarantine(key, `not a rollout: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(value)'}: ${i.message}`).join('; ')}`);
+      continue;
+    }
+    const rollout = value as RolloutState; // the parse checked it; the stored object keeps every field
+    if (rollout.service !== name) {
+      await quarantine(key, `holds the rollout of "${rollout.service}", not of "${name}"`);
+      continue;
+    }
+    if (!state.services.has(name)) {
+      await quarantine(key, `service "${name}" is not declared`);
+      continue;
+    }
+    const candidate = withService(state, name, { rollout });
+    const problems = problemsOf(candidate, name);
+    if (problems.length > 0) await quarantine(key, problems.map((p) => p.message).join('; '));
+    else state = candidate;
+  }
+  return { ...state, revision: 1 };
+}
+
+/** The service stored under `name`, or why it cannot be used. */
+function parseService(name: string, value: unknown): NamedService | string {
+  if (!NAME.test(name)) return `"${name}" is not a valid service name`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
+  const { name: stored, ...spec } = value as Record<string, unknown>;
+  if (stored !== name) return `holds service "${String(stored)}", not "${name}"`;
+  const parsed = ServiceSchema.safeParse(spec);
+  if (!parsed.success) return `not a valid service: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(value)'}: ${i.message}`).join('; ')}`;
+  return { name, ...parsed.data };
+}

@@ -1,0 +1,20 @@
+// The fields each kind of client reads. Envoy and proxyless gRPC take the same xDS resources but
+// not the same fields: gRPC clients ignore route timeouts and hash policies, older C-core NACKs
+// `string_match`, grpc-js rejects `contains_match`, only gRPC clients report load to the xDS
+// server itself. A dialect says, per concern, what one kind of client is sent.
+import type { NamedService, Version } from '../model/service.js';
+import type { RouteMatcher, Sticky } from './routing.js';
+
+export interface Dialect {
+  /** A RouteMatch.headers entry for a header matched by value (not `present`). */
+  headerValueMatch(header: string, m: RouteMatcher): object;
+  /** A RouteMatch.headers entry matching a header against a full-match RE2 regex. */
+  headerRegexMatch(header: string, regex: string): object;
+  /** Timeout and retries of the service, in the route fields this client reads. */
+  routePolicy(service: NamedService): object;
+  /** Fields that keep a user on one version while weights move, or undefined when this kind
+   *  cannot (then the weighted split stays random per request). */
+  stickySplit(sticky: Sticky): { weightedClusters: object; routeAction: object } | undefined;
+  /** Cluster fields beyond the EDS basics for a version. */
+  clusterExtras(version: Version): object;
+}

@@ -1,0 +1,90 @@
+// Envoy: one socket listener whose HTTP connection manager takes its routes over RDS, one route
+// configuration with a virtual host per service, and the clusters of every version.
+import { encodeMessage, packAny, TypeUrl } from '../xds/protos.js';
+import type { Resource } from '../xds/resource.js';
+import { makeResource } from '../xds/resource.js';
+import { bytesField } from '../xds/wire.js';
+import type { ClientKind, ResourcesByType, ServicePart } from './client-kind.js';
+import { byType } from './client-kind.js';
+import { clusterResources, loadAssignmentResources } from './clusters.js';
+import type { Dialect } from './dialect.js';
+import type { EnvoyListenerOptions } from './listeners.js';
+import { socketListener } from './listeners.js';
+import { duration, routedClusters, stringMatch, virtualHost } from './routes.js';
+import type { RouteMatcher, Routing } from './routing.js';
+
+export const envoyDialect: Dialect = {
+  // Envoy deprecated the per-kind header fields for `string_match`.
+  headerValueMatch: (name: string, m: RouteMatcher) => ({ name, string_match: stringMatch(m) }),
+  headerRegexMatch: (name: string, regex: string) => ({ name, string_match: { safe_regex: { regex } } }),
+  routePolicy(service) {
+    const out: Record<string, unknown> = {};
+    if (service.timeout) out.timeout = duration(service.timeout);
+    const r = service.retries;
+    if (r)
+      out.retry_policy = {
+        retry_on: r.on.join(','),
+        num_retries: { value: r.attempts - 1 },
+        ...(r.perTryTimeout ? { per_try_timeout: duration(r.perTryTimeout) } : {}),
+      };
+    return out;
+  },
+  // Envoy 1.36+: the weighted cluster is picked by the route's hash policy, so one user keeps
+  // one version while the weights move.
+  stickySplit: (sticky) => ({
+    weightedClusters: { use_hash_policy: { value: true } },
+    routeAction: { hash_policy: ['header' in sticky ? { header: { header_name: sticky.header } } : { cookie: { name: sticky.cookie } }] },
+  }),
+  clusterExtras: (version) =>
+    version.protocol === 'http2' || version.protocol === 'grpc'
+      ? {
+          typed_extension_protocol_options: {
+            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': packAny('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', {
+              explicit_http_config: { http2_protocol_options: {} },
+            }),
+          },
+        }
+      : {},
+};
+
+const LISTENER = 'envoy.config.listener.v3.Listener';
+const VIRTUAL_HOST = 'envoy.config.route.v3.VirtualHost';
+/** RouteConfiguration field numbers, for assembling one from encoded virtual hosts. */
+const RC_NAME = 1;
+const RC_VIRTUAL_HOSTS = 2;
+
+/** One service's share: its encoded virtual host and its clusters. */
+export interface EnvoyPart extends ServicePart {
+  readonly vhost: Uint8Array;
+  readonly routed: readonly string[];
+}
+
+export class EnvoyKind implements ClientKind<EnvoyPart> {
+  readonly name = 'envoy' as const;
+  private readonly listener: Resource;
+
+  constructor(private readonly listenerOptions: EnvoyListenerOptions) {
+    this.listener = makeResource(TypeUrl.Listener, listenerOptions.name, encodeMessage(LISTENER, socketListener(listenerOptions)), {
+      [TypeUrl.RouteConfiguration]: [listenerOptions.name],
+    });
+  }
+
+  part(r: Routing): EnvoyPart {
+    return {
+      service: r.service.name,
+      vhost: encodeMessage(VIRTUAL_HOST, virtualHost(r, envoyDialect)),
+      routed: routedClusters(r),
+      resources: [...clusterResources(r.service, envoyDialect), ...loadAssignmentResources(r.service)],
+    };
+  }
+
+  assemble(parts: readonly EnvoyPart[]): ResourcesByType {
+    const sorted = [...parts].sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
+    // A message is the concatenation of its fields: the route configuration is its name plus the
+    // already-encoded virtual hosts.
+    const name = this.listenerOptions.name;
+    const routeBytes = Buffer.concat([bytesField(RC_NAME, name), ...sorted.map((p) => bytesField(RC_VIRTUAL_HOSTS, p.vhost))]);
+    const route = makeResource(TypeUrl.RouteConfiguration, name, routeBytes, { [TypeUrl.Cluster]: [...new Set(sorted.flatMap((p) => p.routed))] });
+    return byType([this.listener, route, ...sorted.flatMap((p) => p.resources)]);
+  }
+}

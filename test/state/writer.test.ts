@@ -1,0 +1,140 @@
+// The state writer's ordering: changes of one service apply in order, and a service never waits
+// for another's (a rollback must not queue behind other rollouts' writes); and the scheduler's
+// reaction to a fleet that rejects the routes.
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { RolloutScheduler } from '../../src/rollout/scheduler.js';
+import type { NodeConvergence } from '../../src/rollout/scheduler.js';
+import { StateWriter } from '../../src/state/writer.js';
+import { FileStore } from '../../src/store/file-store.js';
+import type { Store, StoreOp } from '../../src/store/store.js';
+import { eventually, serviceOf, tempDir } from '../support/sluice.js';
+
+const log = pino({ level: 'silent' });
+
+/** A real file store whose commits touching chosen keys wait until released. */
+class GatedStore implements Store {
+  private gates: (() => void)[] = [];
+  constructor(
+    private readonly inner: Store,
+    private readonly held: (key: string) => boolean,
+  ) {}
+  get<T>(key: string) {
+    return this.inner.get<T>(key);
+  }
+  list<T>(prefix: string) {
+    return this.inner.list<T>(prefix);
+  }
+  put(key: string, value: unknown) {
+    return this.commit([{ put: key, value }]);
+  }
+  delete(key: string) {
+    return this.commit([{ delete: key }]);
+  }
+  async commit(ops: readonly StoreOp[]) {
+    if (ops.some((op) => this.held('put' in op ? op.put : op.delete))) await new Promise<void>((release) => this.gates.push(release));
+    return this.inner.commit(ops);
+  }
+  quarantine(key: string, reason: string) {
+    return this.inner.quarantine(key, reason);
+  }
+  quarantined() {
+    return this.inner.quarantined();
+  }
+  health() {
+    return this.inner.health();
+  }
+  close() {
+    return this.inner.close();
+  }
+  get waiting() {
+    return this.gates.length;
+  }
+  release() {
+    for (const g of this.gates.splice(0)) g();
+  }
+}
+
+describe('StateWriter ordering', () => {
+  it('rolls one service back while other services\' rollout writes are still pending', async () => {
+    const store = new GatedStore(await FileStore.open(tempDir()), (key) => key.startsWith('rollouts/') && key !== 'rollouts/s0');
+    const writer = new StateWriter({ store, log });
+    await writer.load();
+    for (let i = 0; i < 5; i++) await writer.putService(`s${i}`, serviceOf({ v1: 1000 + i, v2: 2000 + i }), 'test');
+    const steps = [{ setWeight: 10 }, { pause: {} }];
+    await writer.createRollout({ service: 's0', canary: 'v2', steps }, 'test');
+
+    const others = [1, 2, 3, 4].map((i) => writer.createRollout({ service: `s${i}`, canary: 'v2', steps }, 'test'));
+    await new Promise((r) => setImmediate(r));
+    expect(store.waiting).toBe(4); // every other service's first write is held
+
+    const rolledBack = await writer.rolloutEvent('s0', { type: 'rollback', reason: 'test' }, 'test');
+    expect(rolledBack.phase).toBe('RolledBack');
+    expect(store.waiting).toBe(4); // ...and still held: the rollback did not wait for them
+
+    store.release();
+    expect((await Promise.all(others)).map((r) => r.phase)).toEqual(['Progressing', 'Progressing', 'Progressing', 'Progressing']);
+    writer.close();
+  });
+
+  it('applies one service\'s changes in call order, declarations and rollouts alike', async () => {
+    const store = await FileStore.open(tempDir());
+    const writer = new StateWriter({ store, log });
+    await writer.load();
+    await writer.putService('s', serviceOf({ v1: 1, v2: 2 }), 'test');
+    const created = writer.createRollout({ service: 's', canary: 'v2', steps: [{ setWeight: 10 }, { pause: {} }] }, 'test');
+    const removeCanary = writer.putService('s', serviceOf({ v1: 1 }), 'test'); // queued behind the rollout: must see it
+    const pause = writer.rolloutEvent('s', { type: 'pause' }, 'test');
+    const rollback = writer.rolloutEvent('s', { type: 'rollback' }, 'test');
+    await created;
+    await expect(removeCanary).rejects.toThrow('version "v2" is in an active rollout and cannot be removed');
+    expect((await pause).phase).toBe('Paused');
+    expect((await rollback).phase).toBe('RolledBack');
+    expect((await store.get<{ phase: string }>('rollouts/s'))!.phase).toBe('RolledBack');
+    writer.close();
+  });
+});
+
+describe('RolloutScheduler and a fleet that rejects the routes', () => {
+  it('pauses the schedule with the NACK in the history; resume waits for the ACK again', async () => {
+    const store = await FileStore.open(tempDir());
+    const writer = new StateWriter({ store, log });
+    await writer.load();
+    let answer: 'rejected' | 'acked' = 'rejected';
+    const asked: string[] = [];
+    const scheduler = new RolloutScheduler({
+      sink: writer,
+      fleet: {
+        awaitService: async (service): Promise<NodeConvergence[]> => {
+          asked.push(service);
+          return [{ node: 'edge-1', stream: 1, state: answer, ms: 1, ...(answer === 'rejected' ? { message: 'route: unknown cluster' } : {}) }];
+        },
+      },
+      published: async () => undefined,
+      log,
+    });
+    writer.on('change', (c) => scheduler.onChange(c.services));
+    await writer.putService('s', serviceOf({ v1: 1, v2: 2 }), 'test');
+    await writer.createRollout({ service: 's', canary: 'v2', steps: [{ setWeight: 10 }, { setWeight: 50 }] }, 'test');
+    const paused = await eventually(() => {
+      const r = writer.state.rollouts.get('s')!;
+      return r.phase === 'Paused' ? r : undefined;
+    });
+    expect(paused.pausedBy).toBe('fleet');
+    expect(paused.weights).toEqual({ v1: 90, v2: 10 });
+    expect(paused.history.at(-1)).toMatchObject({ event: 'FleetRejected', by: 'fleet' });
+    expect(paused.history.at(-1)!.reason).toContain('edge-1 rejected the routes for weight 10: route: unknown cluster');
+    expect(new Set(asked)).toEqual(new Set(['s'])); // only the rollout's own service is asked about
+
+    answer = 'acked';
+    await writer.rolloutEvent('s', { type: 'resume' }, 'test');
+    const done = await eventually(() => {
+      const r = writer.state.rollouts.get('s')!;
+      return r.phase === 'Promoted' ? r : undefined;
+    });
+    expect(done.history.map((h) => h.event)).toContain('WeightAcked');
+    expect(writer.state.services.get('s')!.stable).toBe('v2'); // promoted in the same commit
+    scheduler.close();
+    writer.close();
+  });
+});
