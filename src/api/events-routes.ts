@@ -12,7 +12,7 @@ const STALL_MS = 60_000;
 export function eventRoutes(writer: StateWriter) {
   return (app: FastifyInstance) => {
     const open = new Set<() => void>();
-    app.addHook('onClose', async () => {
+    app.addHook('preClose', async () => {
       for (const end of open) end();
     });
     app.get('/v1/events', (req, reply) => {
@@ -24,6 +24,7 @@ export function eventRoutes(writer: StateWriter) {
         connection: 'keep-alive',
         'x-accel-buffering': 'no',
       });
+      res.flushHeaders(); // the client sees the stream open now, not at the first event
       let seq = 0;
       /** Latest state per service not yet written because the client is not reading. */
       const pending = new Map<string, RolloutState>();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { RolloutSpecSchema, type RolloutSpec, type RolloutState } from '../../src/model/rollout.js';
-import { createRollout, isActive, nextWakeAt, transition, TransitionError, type RolloutEvent } from '../../src/rollout/machine.js';
+import { createRollout, isActive, MAX_HISTORY, MAX_REASON, nextWakeAt, transition, TransitionError, type RolloutEvent } from '../../src/rollout/machine.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
 const at = (ms: number) => new Date(T0 + ms);
@@ -483,5 +483,34 @@ describe('a fleet that rejects the routes', () => {
     expect(s.phase).toBe('Paused');
     s = step(s, { type: 'resume' }, 3 * S, 'alice');
     expect(s).toMatchObject({ phase: 'Progressing', canaryWeight: 50, awaitingAck: { canaryWeight: 50 } });
+  });
+});
+
+describe('bounded history', () => {
+  it('keeps the newest MAX_HISTORY entries and counts the dropped ones', () => {
+    let s = create([{ setWeight: 10 }, { pause: { duration: '1h' } }]);
+    const before = s.history.length;
+    for (let i = 0; i < 150; i++) {
+      s = step(s, { type: 'pause' }, i * S, 'bob');
+      s = step(s, { type: 'resume' }, i * S + 1, 'bob');
+    }
+    expect(s.history).toHaveLength(MAX_HISTORY);
+    expect(s.historyDropped).toBe(before + 300 - MAX_HISTORY);
+    expect(s.history.at(-1)).toMatchObject({ event: 'Resumed', by: 'bob' });
+  });
+
+  it('truncates texts that come from outside (a NACK of a megabyte) and lists few nodes', () => {
+    const s = create([{ setWeight: 10 }, { pause: {} }]);
+    const nodes = Array.from({ length: 40 }, (_, i) => `node-${i}`);
+    const rejected = step(s, { type: 'fleetRejected', canaryWeight: 10, nodes, message: 'x'.repeat(1 << 20) }, S, 'fleet');
+    const reason = rejected.history.at(-1)!.reason;
+    expect(reason.length).toBeLessThanOrEqual(MAX_REASON);
+    expect(reason).toContain('node-0, node-1, node-2, node-3, node-4 and 35 more rejected the routes for weight 10');
+  });
+
+  it('says when a weight counts as acknowledged by zero nodes', () => {
+    const s = step(create([{ setWeight: 10 }, { pause: {} }]), { type: 'fleetAcked', canaryWeight: 10, nodes: 0 }, S, 'fleet');
+    expect(s.lastAckNodes).toBe(0);
+    expect(s.history.find((h) => h.event === 'WeightAcked')!.reason).toContain('no node of the service is connected');
   });
 });

@@ -9,6 +9,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 export interface SluiceProcess {
   child: ChildProcess;
+  /** What the server logged, when started with captureLogs. */
+  logs(): string;
   httpPort: number;
   xdsPort: number;
   api<T = any>(method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: T }>;
@@ -27,14 +29,30 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function spawnSluice(opts: { dataDir: string; httpPort: number; xdsPort: number; extra?: string[] }): Promise<SluiceProcess> {
+/** The unprivileged user tests run a server as, where root would write through any permission. */
+export const NOBODY = { uid: 65534, gid: 65534 };
+
+export async function spawnSluice(opts: {
+  dataDir: string;
+  httpPort: number;
+  xdsPort: number;
+  extra?: string[];
+  /** Run as this user (e.g. NOBODY) instead of the test's own. */
+  user?: { uid: number; gid: number };
+  /** Keep stderr (logs) in memory instead of passing it through. */
+  captureLogs?: boolean;
+}): Promise<SluiceProcess> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'serve',
       '--http-port', String(opts.httpPort), '--xds-port', String(opts.xdsPort), '--data-dir', opts.dataDir,
       '--log-level', 'warn', ...(opts.extra ?? [])],
-    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+    { cwd: ROOT, stdio: ['ignore', 'ignore', opts.captureLogs ? 'pipe' : 'inherit'], ...(opts.user ?? {}) },
   );
+  let logs = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    logs = (logs + chunk.toString()).slice(-200_000);
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const api = async (method: string, urlPath: string, body?: unknown) => {
     const res = await fetch(`http://127.0.0.1:${opts.httpPort}${urlPath}`, {
@@ -47,7 +65,7 @@ export async function spawnSluice(opts: { dataDir: string; httpPort: number; xds
   };
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`sluice exited with ${child.exitCode} while starting`);
+    if (child.exitCode !== null) throw new Error(`sluice exited with ${child.exitCode} while starting${logs ? `: ${logs.slice(-2000)}` : ''}`);
     try {
       if ((await api('GET', '/readyz')).status === 200) break;
     } catch {
@@ -58,6 +76,7 @@ export async function spawnSluice(opts: { dataDir: string; httpPort: number; xds
   }
   return {
     child,
+    logs: () => logs,
     httpPort: opts.httpPort,
     xdsPort: opts.xdsPort,
     api,
