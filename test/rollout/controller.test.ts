@@ -31,6 +31,27 @@ class GatedStore implements Store {
   close() {
     return this.inner.close();
   }
+  entries<T>(prefix: string) {
+    return this.inner.entries<T>(prefix);
+  }
+  read<T>(key: string) {
+    return this.inner.read<T>(key);
+  }
+  commit(...args: Parameters<Store['commit']>) {
+    return this.inner.commit(...args);
+  }
+  quarantine(...args: Parameters<Store['quarantine']>) {
+    return this.inner.quarantine(...args);
+  }
+  quarantined() {
+    return this.inner.quarantined();
+  }
+  health() {
+    return this.inner.health();
+  }
+  watch(...args: Parameters<Store['watch']>) {
+    return this.inner.watch(...args);
+  }
   get waiting() {
     return this.gates.length;
   }
