@@ -109,8 +109,10 @@ export class FileStore implements Store {
     return { ok: true };
   }
 
-  watch(prefix: string, onChange: (change: StoreChange) => void): () => void {
-    const watcher = { prefix, onChange };
+  /** Every commit of this store (the only writer) is reported, after it is durable. */
+  watch(prefix: string, onChange: (change: StoreChange) => void, opts: { afterRevision?: number } = {}): () => void {
+    const after = opts.afterRevision ?? 0;
+    const watcher = { prefix, onChange: (change: StoreChange) => change.revision > after && onChange(change) };
     this.watchers.add(watcher);
     return () => this.watchers.delete(watcher);
   }

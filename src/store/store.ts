@@ -63,10 +63,12 @@ export interface Store {
   /** Not ok after a failed write until a later write succeeds, or while the store cannot be written. */
   health(): StoreHealth;
   /**
-   * Reports every change under a prefix committed after this call, by any writer (this process
-   * included), in revision order. Returns the function that stops it.
+   * Reports every change under a prefix committed after this call (or, with `afterRevision`,
+   * every change with a higher revision), by any writer, this process included, in revision
+   * order. A change may repeat one the caller already read: skip it when its revision is not
+   * higher than the key's known one. Returns the function that stops it.
    */
-  watch(prefix: string, onChange: (change: StoreChange) => void): () => void;
+  watch(prefix: string, onChange: (change: StoreChange) => void, opts?: { afterRevision?: number }): () => void;
   /** Waits for commits in flight, then releases the store (and its lock). */
   close(): Promise<void>;
 
