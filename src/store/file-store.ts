@@ -19,6 +19,7 @@ import { makeDir, replaceFile, syncDir, syncDirs, TMP_MARKER } from './durable-f
 import type { Journal } from './journal.js';
 import { JOURNAL_DIR, JOURNAL_FORMAT, journalFiles, newJournalFile, parseJournal, removeJournal, rollBack, writeJournal } from './journal.js';
 import { KeyLocks } from './key-locks.js';
+import { LegacyStoreMethods } from './legacy.js';
 import type { Entry, Expectations, QuarantineEntry, Store, StoreChange, StoreHealth, StoreOp } from './store.js';
 import { checkCommit, checkKey, StoreConflictError, StoreLockedError, StoreUnavailableError, unavailable } from './store.js';
 
@@ -48,7 +49,7 @@ interface Watcher {
   onChange: (change: StoreChange) => void;
 }
 
-export class FileStore implements Store {
+export class FileStore extends LegacyStoreMethods implements Store {
   private readonly values = new Map<string, Held>();
   private revision = 0;
   private readonly keyLocks = new KeyLocks();
@@ -68,6 +69,7 @@ export class FileStore implements Store {
     readonly dir: string,
     private readonly opts: FileStoreOptions,
   ) {
+    super();
     this.log = (opts.log ?? pino({ level: 'silent' })).child({ component: 'store', dataDir: dir });
   }
 
@@ -188,24 +190,6 @@ export class FileStore implements Store {
     this.watchers.clear();
     await this.lock?.release();
     this.lock = undefined;
-  }
-
-  // ---- deprecated v1 surface (kept until callers move to entries/read/commit) ----------------
-
-  async get<T>(key: string): Promise<T | undefined> {
-    return (await this.read<T>(key))?.value;
-  }
-
-  async list<T>(prefix: string): Promise<{ key: string; value: T }[]> {
-    return (await this.entries<T>(prefix)).map(({ key, value }) => ({ key, value }));
-  }
-
-  async put(key: string, value: unknown): Promise<void> {
-    await this.commit([{ put: key, value }]);
-  }
-
-  async delete(key: string): Promise<void> {
-    await this.commit([{ delete: key }]);
   }
 
   // ---- start-up ----------------------------------------------------------------------------
