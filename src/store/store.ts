@@ -58,7 +58,7 @@ export interface Store {
    * served. With `revision`, only if the key still has that revision (else StoreConflictError).
    */
   quarantine(key: string, reason: string, revision?: number): Promise<QuarantineEntry>;
-  /** What was quarantined since the store was opened, oldest first. */
+  /** What was quarantined, oldest first (FileStore: since it was opened; EtcdStore: every record kept in etcd). */
   quarantined(): Promise<QuarantineEntry[]>;
   /** Not ok after a failed write until a later write succeeds, or while the store cannot be written. */
   health(): StoreHealth;
