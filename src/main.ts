@@ -53,7 +53,12 @@ function xdsCredentials(config: Config): grpc.ServerCredentials {
 }
 
 export async function startSluice(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Sluice> {
-  const store = await FileStore.open(config.dataDir);
+  // The data dir is exclusive (a second server refuses to start); if another process takes the
+  // lock anyway, writes fail and /readyz says so, while the last good config keeps being served.
+  const store = await FileStore.open(config.dataDir, {
+    log: log.child({ component: 'store' }),
+    onLockLost: (err) => log.fatal({ err }, 'lost the data dir lock: changes are refused until restarted'),
+  });
   const cache = new ResourceCache(`sluice@${process.pid}`);
   const xds = new XdsServer({ cache, log: log.child({ component: 'xds' }), groupOf: kindOf });
 

@@ -2,15 +2,15 @@
 // persisted, which stored values were quarantined at start-up, and which services are not
 // published as declared.
 import type { FastifyInstance } from 'fastify';
-import type { QuarantinedEntry } from '../store/store.js';
+import type { QuarantineEntry } from '../store/store.js';
 import type { StateWriter } from '../state/writer.js';
 import type { PublishProblems } from './services-routes.js';
 
-export function statusRoutes(writer: StateWriter, problems: PublishProblems, quarantined: () => QuarantinedEntry[]) {
+export function statusRoutes(writer: StateWriter, problems: PublishProblems, quarantined: () => Promise<QuarantineEntry[]>) {
   return (app: FastifyInstance) => {
     app.get('/v1/status', async () => ({
       persistence: writer.persistence(),
-      quarantined: quarantined(),
+      quarantined: await quarantined(),
       services: Object.fromEntries([...problems()].map(([name, problem]) => [name, { published: false, problem }])),
     }));
   };

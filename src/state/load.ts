@@ -13,10 +13,10 @@ import { EMPTY_STATE, withService } from './desired-state.js';
 import { ROLLOUT_PREFIX, SERVICE_PREFIX } from './keys.js';
 
 export async function loadState(store: Store, log: Logger, check?: ConfigCheck): Promise<DesiredState> {
-  const quarantine = async (key: string, reason: string) => {
+  const quarantine = async (key: string, reason: string, revision: number) => {
     log.error({ key, reason }, 'stored value quarantined: it cannot be served');
     try {
-      await store.quarantine(key, reason);
+      await store.quarantine(key, reason, revision);
     } catch (err) {
       log.error({ err, key }, 'could not move the quarantined value aside; it is ignored');
     }
@@ -28,38 +28,38 @@ export async function loadState(store: Store, log: Logger, check?: ConfigCheck):
     ...(check?.(candidate, [name]) ?? []),
   ];
 
-  for (const { key, value } of await store.list<unknown>(SERVICE_PREFIX)) {
+  for (const { key, value, revision } of await store.entries<unknown>(SERVICE_PREFIX)) {
     const name = key.slice(SERVICE_PREFIX.length);
     const service = parseService(name, value);
     if (typeof service === 'string') {
-      await quarantine(key, service);
+      await quarantine(key, service, revision);
       continue;
     }
     const candidate = withService(state, name, { service });
     const problems = problemsOf(candidate, name);
-    if (problems.length > 0) await quarantine(key, problems.map((p) => p.message).join('; '));
+    if (problems.length > 0) await quarantine(key, problems.map((p) => p.message).join('; '), revision);
     else state = candidate;
   }
 
-  for (const { key, value } of await store.list<unknown>(ROLLOUT_PREFIX)) {
+  for (const { key, value, revision } of await store.entries<unknown>(ROLLOUT_PREFIX)) {
     const name = key.slice(ROLLOUT_PREFIX.length);
     const parsed = RolloutStateSchema.safeParse(value);
     if (!parsed.success) {
-      await quarantine(key, `not a rollout: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(value)'}: ${i.message}`).join('; ')}`);
+      await quarantine(key, `not a rollout: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(value)'}: ${i.message}`).join('; ')}`, revision);
       continue;
     }
     const rollout = value as RolloutState; // the parse checked it; the stored object keeps every field
     if (rollout.service !== name) {
-      await quarantine(key, `holds the rollout of "${rollout.service}", not of "${name}"`);
+      await quarantine(key, `holds the rollout of "${rollout.service}", not of "${name}"`, revision);
       continue;
     }
     if (!state.services.has(name)) {
-      await quarantine(key, `service "${name}" is not declared`);
+      await quarantine(key, `service "${name}" is not declared`, revision);
       continue;
     }
     const candidate = withService(state, name, { rollout });
     const problems = problemsOf(candidate, name);
-    if (problems.length > 0) await quarantine(key, problems.map((p) => p.message).join('; '));
+    if (problems.length > 0) await quarantine(key, problems.map((p) => p.message).join('; '), revision);
     else state = candidate;
   }
   return { ...state, revision: 1 };

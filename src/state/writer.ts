@@ -180,7 +180,7 @@ export class StateWriter extends EventEmitter<Events> {
 
   /** Past rollouts of a service, newest first (the current one is not included). */
   async archive(service: string): Promise<RolloutState[]> {
-    const entries = await this.opts.store.list<RolloutState>(`${ARCHIVE_PREFIX}${service}/`);
+    const entries = await this.opts.store.entries<RolloutState>(`${ARCHIVE_PREFIX}${service}/`);
     return entries.map((e) => e.value).reverse();
   }
 
@@ -213,7 +213,7 @@ export class StateWriter extends EventEmitter<Events> {
   /** Archives a finished rollout and prunes the service's archive to its bound. */
   private async archiveOps(rollout: RolloutState): Promise<StoreOp[]> {
     const prefix = `${ARCHIVE_PREFIX}${rollout.service}/`;
-    const kept = (await this.opts.store.list(prefix)).map((e) => e.key);
+    const kept = (await this.opts.store.entries(prefix)).map((e) => e.key);
     const key = archiveKey(rollout);
     const after = [...new Set([...kept, key])].sort();
     const pruned = after.slice(0, Math.max(0, after.length - MAX_ARCHIVED));

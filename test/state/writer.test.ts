@@ -7,7 +7,7 @@ import { RolloutScheduler } from '../../src/rollout/scheduler.js';
 import type { NodeConvergence } from '../../src/rollout/scheduler.js';
 import { StateWriter } from '../../src/state/writer.js';
 import { FileStore } from '../../src/store/file-store.js';
-import type { Store, StoreOp } from '../../src/store/store.js';
+import type { Expectations, Store, StoreChange, StoreOp } from '../../src/store/store.js';
 import { eventually, serviceOf, tempDir } from '../support/sluice.js';
 
 const log = pino({ level: 'silent' });
@@ -19,30 +19,27 @@ class GatedStore implements Store {
     private readonly inner: Store,
     private readonly held: (key: string) => boolean,
   ) {}
-  get<T>(key: string) {
-    return this.inner.get<T>(key);
+  entries<T>(prefix: string) {
+    return this.inner.entries<T>(prefix);
   }
-  list<T>(prefix: string) {
-    return this.inner.list<T>(prefix);
+  read<T>(key: string) {
+    return this.inner.read<T>(key);
   }
-  put(key: string, value: unknown) {
-    return this.commit([{ put: key, value }]);
-  }
-  delete(key: string) {
-    return this.commit([{ delete: key }]);
-  }
-  async commit(ops: readonly StoreOp[]) {
+  async commit(ops: StoreOp[], expect?: Expectations) {
     if (ops.some((op) => this.held('put' in op ? op.put : op.delete))) await new Promise<void>((release) => this.gates.push(release));
-    return this.inner.commit(ops);
+    return this.inner.commit(ops, expect);
   }
-  quarantine(key: string, reason: string) {
-    return this.inner.quarantine(key, reason);
+  quarantine(key: string, reason: string, revision?: number) {
+    return this.inner.quarantine(key, reason, revision);
   }
   quarantined() {
     return this.inner.quarantined();
   }
   health() {
     return this.inner.health();
+  }
+  watch(prefix: string, onChange: (c: StoreChange) => void) {
+    return this.inner.watch(prefix, onChange);
   }
   close() {
     return this.inner.close();
@@ -90,7 +87,7 @@ describe('StateWriter ordering', () => {
     await expect(removeCanary).rejects.toThrow('version "v2" is in an active rollout and cannot be removed');
     expect((await pause).phase).toBe('Paused');
     expect((await rollback).phase).toBe('RolledBack');
-    expect((await store.get<{ phase: string }>('rollouts/s'))!.phase).toBe('RolledBack');
+    expect((await store.read<{ phase: string }>('rollouts/s'))!.value.phase).toBe('RolledBack');
     writer.close();
   });
 });

@@ -47,12 +47,15 @@ export async function spawnSluice(opts: {
     ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'serve',
       '--http-port', String(opts.httpPort), '--xds-port', String(opts.xdsPort), '--data-dir', opts.dataDir,
       '--log-level', 'warn', ...(opts.extra ?? [])],
-    { cwd: ROOT, stdio: ['ignore', 'ignore', opts.captureLogs ? 'pipe' : 'inherit'], ...(opts.user ?? {}) },
+    { cwd: ROOT, stdio: ['ignore', opts.captureLogs ? 'pipe' : 'ignore', opts.captureLogs ? 'pipe' : 'inherit'], ...(opts.user ?? {}) },
   );
+  // Logs (pino, stdout) and errors (stderr), the last 200 kB.
   let logs = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
+  const keep = (chunk: Buffer) => {
     logs = (logs + chunk.toString()).slice(-200_000);
-  });
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const api = async (method: string, urlPath: string, body?: unknown) => {
     const res = await fetch(`http://127.0.0.1:${opts.httpPort}${urlPath}`, {
