@@ -1,7 +1,8 @@
 // The audit log: one JSON line per state-changing request (whatever its outcome) and per
 // refused request (401/403), appended to a file. Lines are written in batches off the request
 // path; close() writes what is pending, so a clean shutdown loses nothing. The file is opened
-// for each batch, so a log rotator may move it away at any time.
+// for each batch, so a log rotator may move it away at any time. When the disk refuses a write,
+// the lines wait (bounded) and are retried.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -25,11 +26,14 @@ export interface AuditEntry {
 /** Lines waiting beyond this are dropped (and counted in the file) rather than growing memory. */
 const MAX_PENDING = 10_000;
 const MAX_PATH = 1024;
+const RETRY_MS = 1000;
 
 export class AuditLog {
   private pending: string[] = [];
   private dropped = 0;
   private writing: Promise<void> | null = null;
+  private retry: NodeJS.Timeout | undefined;
+  private closed = false;
 
   private constructor(
     readonly file: string,
@@ -53,9 +57,14 @@ export class AuditLog {
     this.writing ??= this.flush();
   }
 
-  /** Resolves once every line written so far is in the file. */
+  /** Resolves once every line written so far is in the file (or, if the disk refuses, says how many were lost). */
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retry);
     while (this.writing) await this.writing;
+    if (this.pending.length > 0) this.writing = this.flush();
+    while (this.writing) await this.writing;
+    if (this.pending.length > 0) this.log.error({ file: this.file, lines: this.pending.length }, 'audit log lines lost at shutdown: the file cannot be written');
   }
 
   private async flush(): Promise<void> {
@@ -70,7 +79,12 @@ export class AuditLog {
       try {
         await fs.promises.appendFile(this.file, lines.join(''), { mode: 0o600 });
       } catch (err) {
-        this.log.error({ err, file: this.file, lines: lines.length }, 'audit log write failed');
+        // Keep the lines (within the bound) and try again shortly: a full or read-only disk may recover.
+        this.pending = [...lines, ...this.pending];
+        if (this.pending.length > MAX_PENDING) this.dropped += this.pending.splice(MAX_PENDING).length;
+        this.log.error({ err, file: this.file, waiting: this.pending.length }, 'audit log write failed; retrying');
+        if (!this.closed) this.retry = setTimeout(() => (this.writing ??= this.flush()), RETRY_MS).unref();
+        break;
       }
     }
     this.writing = null;

@@ -107,14 +107,14 @@ describe('webhooks', () => {
   it('never block the caller, and bound what waits on a dead endpoint', async () => {
     const dead = await endpoint([null, null, null, null]);
     const n = notifier(dead.url, { maxPending: 3, timeoutMs: 200, attempts: 1 });
-    const started = performance.now();
     let s = createRollout('r1', spec, 'v1', t(0), 'alice');
     n.onChange(s);
     s = apply(s, { type: 'pause' }, 1);
     n.onChange(s);
     s = apply(s, { type: 'rollback' }, 2);
     n.onChange(s);
-    expect(performance.now() - started).toBeLessThan(50);
+    // The caller got control back before any delivery reached the endpoint.
+    expect(dead.calls()).toBe(0);
     await eventually(() => dead.calls() === 3); // the fourth was dropped
     await new Promise((r) => setTimeout(r, 300));
     expect(dead.calls()).toBe(3);

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditLog } from '../../src/api/audit.js';
+import type { AuditEntry } from '../../src/api/audit.js';
 import { sha256Hex } from '../../src/api/tokens.js';
 import { ConfigSchema } from '../../src/config.js';
 import { startSluice } from '../../src/main.js';
@@ -139,5 +141,38 @@ describe('actors and the audit log', () => {
       expect(everything).not.toContain(sha256Hex(secret));
     }
     expect(logLines.length).toBeGreaterThan(50);
+  });
+});
+
+describe('audit log file', () => {
+  const entry = (path: string): AuditEntry => ({ time: new Date().toISOString(), actor: 'a', role: 'admin', via: 'token', source: '127.0.0.1', method: 'POST', path, status: 200 });
+
+  it('keeps lines the disk refused and writes them once it accepts again', async () => {
+    const file = path.join(tempDir('sluice-audit-'), 'audit.log');
+    const errors: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        errors.push(String(chunk));
+        done();
+      },
+    });
+    const audit = await AuditLog.open(file, pino({ level: 'error' }, sink));
+    // A directory where the file should be: every append fails (as root, permissions would not).
+    fs.rmSync(file);
+    fs.mkdirSync(file);
+    audit.write(entry('/first'));
+    await eventually(() => errors.some((l) => l.includes('audit log write failed; retrying')));
+    audit.write(entry('/second'));
+    fs.rmdirSync(file);
+    await eventually(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes('/second'));
+    audit.write(entry('/third'));
+    await audit.close();
+    expect(fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l).path)).toEqual(['/first', '/second', '/third']);
+  });
+
+  it('refuses to start when the file cannot be written', async () => {
+    const dir = tempDir('sluice-audit-');
+    fs.mkdirSync(path.join(dir, 'audit.log'));
+    await expect(AuditLog.open(path.join(dir, 'audit.log'), pino({ level: 'silent' }))).rejects.toThrow(/^--audit-log .*audit\.log: EISDIR/);
   });
 });
