@@ -3,12 +3,49 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { durationString } from './model/duration.js';
 
+const PROVIDER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** `--prometheus NAME=URL` (repeatable, or comma-separated in SLUICE_PROMETHEUS) → {NAME: URL}.
+ *  Messages name the provider, never the URL: it may carry credentials. */
+const PrometheusProviders = z.preprocess(
+  (v, ctx) => {
+    if (typeof v !== 'string' && !Array.isArray(v)) return v;
+    const out: Record<string, string> = {};
+    for (const item of (Array.isArray(v) ? v : [v]).flatMap((s) => String(s).split(',')).map((s) => s.trim()).filter(Boolean)) {
+      const eq = item.indexOf('=');
+      const name = item.slice(0, Math.max(eq, 0));
+      if (eq <= 0) ctx.addIssue({ code: 'custom', message: 'expected NAME=URL, e.g. main=http://prometheus:9090' });
+      else if (name in out) ctx.addIssue({ code: 'custom', message: `provider "${name}" is given twice` });
+      else out[name] = item.slice(eq + 1);
+    }
+    return out;
+  },
+  z.record(z.string(), z.string()).superRefine((providers, ctx) => {
+    for (const [name, url] of Object.entries(providers)) {
+      if (!PROVIDER_NAME.test(name)) ctx.addIssue({ code: 'custom', message: `provider name "${name}" must be 1-63 letters, digits, ".", "_" or "-"` });
+      if (!z.url({ protocol: /^https?$/ }).safeParse(url).success) ctx.addIssue({ code: 'custom', message: `provider "${name}": the URL must be http:// or https://` });
+    }
+  }),
+);
+
+/** A boolean flag: true when given; from the environment "true"/"1"/"false"/"0". */
+const BoolFlag = z.union([z.boolean(), z.stringbool({ truthy: ['true', '1'], falsy: ['false', '0'] })], { error: 'must be true, false, 1 or 0' });
+
 export const ConfigSchema = z.strictObject({
   xdsPort: z.coerce.number().int().min(0).max(65535).default(18000),
   httpPort: z.coerce.number().int().min(0).max(65535).default(8080),
   host: z.string().min(1).default('127.0.0.1'),
   dataDir: z.string().min(1).default('./data'),
+  /** One admin token (named "admin"); kept for compatibility with --api-tokens' single-token case. */
   apiToken: z.string().min(1).optional(),
+  /** Named tokens with roles (YAML or JSON, reloaded on change): README "Securing Sluice". */
+  apiTokens: z.string().min(1).optional(),
+  /** Append-only JSON lines of every state-changing and every refused request (default <data-dir>/audit.log). */
+  auditLog: z.string().min(1).optional(),
+  /** GET /metrics without a token even when tokens are configured. */
+  metricsPublic: BoolFlag.default(false),
+  /** Prometheus endpoints analysis metrics may name (`prometheus: {provider: NAME, ...}`). */
+  prometheus: PrometheusProviders.default({}),
   xdsTlsCert: z.string().optional(),
   xdsTlsKey: z.string().optional(),
   xdsTlsCa: z.string().optional(),
@@ -20,6 +57,8 @@ export const ConfigSchema = z.strictObject({
   /** Rollout transitions are POSTed here (docs/analysis.md). */
   webhookUrl: z.url({ protocol: /^https?$/ }).optional(),
   webhookFormat: z.enum(['json', 'slack']).default('json'),
+  /** HMAC-SHA256 key: each delivery carries X-Sluice-Timestamp and X-Sluice-Signature. */
+  webhookSecret: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -29,6 +68,10 @@ const FLAGS = {
   host: 'host',
   'data-dir': 'dataDir',
   'api-token': 'apiToken',
+  'api-tokens': 'apiTokens',
+  'audit-log': 'auditLog',
+  'metrics-public': 'metricsPublic',
+  prometheus: 'prometheus',
   'xds-tls-cert': 'xdsTlsCert',
   'xds-tls-key': 'xdsTlsKey',
   'xds-tls-ca': 'xdsTlsCa',
@@ -38,7 +81,13 @@ const FLAGS = {
   'lrs-interval': 'lrsInterval',
   'webhook-url': 'webhookUrl',
   'webhook-format': 'webhookFormat',
+  'webhook-secret': 'webhookSecret',
 } as const satisfies Record<string, keyof Config>;
+
+/** Flags that take no value. */
+const BOOLEAN_FLAGS = new Set<string>(['metrics-public']);
+/** Flags that may be given more than once. */
+const REPEATABLE_FLAGS = new Set<string>(['prometheus']);
 
 export const FLAG_NAMES = Object.keys(FLAGS);
 
@@ -46,7 +95,9 @@ export const FLAG_NAMES = Object.keys(FLAGS);
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config {
   const { values } = parseArgs({
     args: argv,
-    options: Object.fromEntries(Object.keys(FLAGS).map((f) => [f, { type: 'string' as const }])),
+    options: Object.fromEntries(
+      Object.keys(FLAGS).map((f) => [f, BOOLEAN_FLAGS.has(f) ? { type: 'boolean' as const } : { type: 'string' as const, multiple: REPEATABLE_FLAGS.has(f) }]),
+    ),
     strict: true,
   });
   const raw: Record<string, unknown> = {};
@@ -58,7 +109,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const flagOf = (k: PropertyKey) => Object.entries(FLAGS).find(([, v]) => v === k)?.[0] ?? String(k);
-    throw new Error(parsed.error.issues.map((i) => `--${flagOf(i.path[0]!)}: ${i.message}`).join('; '));
+    throw new Error(parsed.error.issues.map((i) => `--${flagOf(i.path[0]!)}${i.path.length > 1 ? ` ${i.path.slice(1).join('.')}` : ''}: ${i.message}`).join('; '));
   }
   if (!!parsed.data.xdsTlsCert !== !!parsed.data.xdsTlsKey) throw new Error('--xds-tls-cert and --xds-tls-key go together');
   if (parsed.data.xdsTlsCa && !parsed.data.xdsTlsCert) throw new Error('--xds-tls-ca needs --xds-tls-cert and --xds-tls-key');

@@ -1,9 +1,13 @@
 // Wiring only: builds the parts and connects them.
 import fs from 'node:fs';
+import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import type { Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
 import { buildApi } from './api/app.js';
+import { AuditLog } from './api/audit.js';
+import { ApiTokens } from './api/tokens.js';
 import { fleetRoutes } from './api/fleet-routes.js';
 import { serviceRoutes } from './api/services-routes.js';
 import { eventRoutes } from './api/events-routes.js';
@@ -14,6 +18,7 @@ import { metricsRoutes } from './api/metrics-routes.js';
 import { statusRoutes } from './api/status-routes.js';
 import { WebhookNotifier } from './alerts/webhook.js';
 import { Analyzer } from './analysis/analyzer.js';
+import { PrometheusProviders } from './analysis/prometheus.js';
 import { parseDuration } from './model/duration.js';
 import { clusterName } from './model/service.js';
 import { Reconciler } from './reconcile/reconciler.js';
@@ -34,6 +39,8 @@ import { TypeUrl } from './xds/protos.js';
 export interface Sluice {
   xdsPort: number;
   httpPort: number;
+  /** The REST API's Fastify instance (routes, inject). */
+  http: FastifyInstance;
   xds: XdsServer;
   state: StateWriter;
   scheduler: RolloutScheduler;
@@ -59,6 +66,10 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     log: log.child({ component: 'store' }),
     onLockLost: (err) => log.fatal({ err }, 'lost the data dir lock: changes are refused until restarted'),
   });
+  // Credentials and the audit trail next: a bad tokens file stops the start, not the first request.
+  const tokens = config.apiTokens || config.apiToken ? ApiTokens.open({ file: config.apiTokens, legacyToken: config.apiToken, log: log.child({ component: 'api' }) }) : undefined;
+  const audit = await AuditLog.open(config.auditLog ?? path.join(config.dataDir, 'audit.log'), log.child({ component: 'audit' }));
+  const prometheus = new PrometheusProviders(config.prometheus);
   const cache = new ResourceCache(`sluice@${process.pid}`);
   const xds = new XdsServer({ cache, log: log.child({ component: 'xds' }), groupOf: kindOf });
 
@@ -82,6 +93,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     telemetrySince: telemetry.since,
     reportLagMs: lrsIntervalMs,
     clusterOf: (service, version) => clusterName(service, version, state.state.services.get(service) ?? { versions: {}, stable: version }),
+    prometheus,
   });
   const scheduler = new RolloutScheduler({
     sink: state,
@@ -95,7 +107,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   reconciler.publishNow();
   const rollouts = () => [...state.state.rollouts.values()];
   const webhook = config.webhookUrl
-    ? new WebhookNotifier({ url: config.webhookUrl, format: config.webhookFormat, log: log.child({ component: 'webhook' }) }, rollouts())
+    ? new WebhookNotifier({ url: config.webhookUrl, format: config.webhookFormat, secret: config.webhookSecret, log: log.child({ component: 'webhook' }) }, rollouts())
     : undefined;
   if (webhook) state.on('rollout', (r) => webhook.onChange(r));
   const metrics = selfMetrics({ xds, cache, rollouts, telemetryReports: telemetry.reports, telemetryWindows: telemetry.windows });
@@ -114,7 +126,10 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   const problems = () => reconciler.serviceErrors();
   const api = buildApi({
     log,
-    apiToken: config.apiToken,
+    tokens,
+    audit,
+    host: config.host,
+    metricsPublic: config.metricsPublic,
     ready: () => {
       if (!started) return { ready: false, reason: 'starting' };
       const p = state.persistence();
@@ -124,7 +139,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     },
     routes: [
       serviceRoutes(state, problems),
-      rolloutRoutes(state, scheduler),
+      rolloutRoutes(state, scheduler, prometheus),
       fleetRoutes(xds),
       statusRoutes(state, problems, () => store.quarantined()),
       eventRoutes(state),
@@ -142,6 +157,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   return {
     xdsPort,
     httpPort,
+    http: api,
     xds,
     state,
     scheduler,
@@ -154,6 +170,8 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
       state.close();
       reconciler.close();
       await api.close();
+      tokens?.close();
+      await audit.close();
       await xds.close(500);
       await store.close();
       log.info('sluice stopped');

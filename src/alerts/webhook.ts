@@ -2,6 +2,9 @@
 // Slack's incoming webhooks take ({text}). Fire and forget: the controller has already stored
 // and pushed the change when it tells us, delivery retries with exponential back-off in the
 // background, and a dead endpoint costs a bounded number of pending deliveries, nothing else.
+// With a secret, every attempt is signed (signatureHeaders) so the receiver can check that
+// Sluice sent it and that it is recent.
+import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { HistoryEntry, RolloutState } from '../model/rollout.js';
 import { isActive } from '../rollout/machine.js';
@@ -12,6 +15,8 @@ export interface WebhookOptions {
   url: string;
   format: WebhookFormat;
   log: Logger;
+  /** HMAC-SHA256 key for X-Sluice-Signature (never logged). */
+  secret?: string;
   /** Attempts per delivery (default 5). */
   attempts?: number;
   /** First retry delay; doubles each time, with jitter (default 500 ms). */
@@ -95,7 +100,7 @@ export class WebhookNotifier {
       try {
         const res = await fetch(this.opts.url, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...(this.opts.secret ? signatureHeaders(this.opts.secret, body) : {}) },
           body,
           signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
         });
@@ -108,13 +113,25 @@ export class WebhookNotifier {
         problem = (err as Error).message;
       }
       if (!retry || i >= attempts || this.closed) {
-        this.opts.log.warn({ url: this.opts.url, attempts: i, problem }, 'webhook delivery failed');
+        // Only the origin: a webhook URL's path is often its credential (Slack's are).
+        this.opts.log.warn({ endpoint: new URL(this.opts.url).origin, attempts: i, problem }, 'webhook delivery failed');
         return;
       }
       const delay = backoff * 2 ** (i - 1) * (0.75 + Math.random() / 2);
       await new Promise((r) => setTimeout(r, delay).unref());
     }
   }
+}
+
+/**
+ * X-Sluice-Timestamp: Unix seconds at this attempt; X-Sluice-Signature: "sha256=" and the hex
+ * HMAC-SHA256 of "<timestamp>.<body>". Signing the time lets receivers refuse replays of old
+ * deliveries; each retry is signed afresh.
+ */
+export function signatureHeaders(secret: string, body: string, now = Date.now()): Record<string, string> {
+  const timestamp = String(Math.floor(now / 1000));
+  const mac = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
+  return { 'x-sluice-timestamp': timestamp, 'x-sluice-signature': `sha256=${mac}` };
 }
 
 function toEvent(s: RolloutState, h: HistoryEntry): WebhookEvent {

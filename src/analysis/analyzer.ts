@@ -5,7 +5,7 @@ import { parseDuration } from '../model/duration.js';
 import type { AnalysisSpec, Measurement, RolloutState } from '../model/rollout.js';
 import type { WindowedStats } from '../telemetry/window.js';
 import { judge, overall } from './evaluate.js';
-import { queryPrometheus } from './prometheus.js';
+import { PrometheusProviders } from './prometheus.js';
 
 export interface AnalyzerOptions {
   windows: WindowedStats;
@@ -15,12 +15,18 @@ export interface AnalyzerOptions {
   reportLagMs: number;
   /** The cluster name a version of a service is served as. */
   clusterOf(service: string, version: string): string;
+  /** The Prometheus endpoints configured on this server (none by default). */
+  prometheus?: PrometheusProviders;
 }
 
 const MAX_QUERY_MS = 10_000;
 
 export class Analyzer {
-  constructor(private readonly opts: AnalyzerOptions) {}
+  private readonly prometheus: PrometheusProviders;
+
+  constructor(private readonly opts: AnalyzerOptions) {
+    this.prometheus = opts.prometheus ?? new PrometheusProviders();
+  }
 
   /**
    * The earliest a window of a run may close. Reports count when they arrive and describe the
@@ -58,7 +64,7 @@ export class Analyzer {
           if (!m.prometheus) return;
           const query = m.prometheus.query.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name: string) => vars[name] ?? all);
           try {
-            const value = await queryPrometheus(m.prometheus.address, query, { at: to, timeoutMs: Math.min(MAX_QUERY_MS, intervalMs) });
+            const value = await this.prometheus.query(m.prometheus.provider, query, { at: to, timeoutMs: Math.min(MAX_QUERY_MS, intervalMs) });
             queries.set(m.name, { value });
           } catch (err) {
             queries.set(m.name, { error: (err as Error).message });

@@ -1,21 +1,32 @@
 // The REST API (docs in README and GET /openapi.json): health here, everything else plugs in.
-import { timingSafeEqual } from 'node:crypto';
+// Who may call what is decided in one place (access.ts, with the route table in roles.ts).
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { errorHandler, HttpError } from './errors.js';
+import { accessControl, isLoopbackAddress } from './access.js';
+import type { AuditLog } from './audit.js';
+import { auditRequests } from './audit.js';
+import { errorHandler } from './errors.js';
+import { routeRoles } from './roles.js';
+import { sessionRoutes } from './session-routes.js';
+import { Sessions } from './sessions.js';
+import type { ApiTokens } from './tokens.js';
 
 export interface ApiOptions {
   log: Logger;
-  apiToken?: string;
+  /** The configured tokens; undefined: the API is open (README "Securing Sluice"). */
+  tokens?: ApiTokens;
+  sessions?: Sessions;
+  audit?: AuditLog;
+  /** The address the API listens on (an open API on loopback answers only loopback names). */
+  host: string;
+  /** GET /metrics without a token even when tokens are configured. */
+  metricsPublic?: boolean;
   /** Plugins that add routes (services, fleet, rollouts, ...). */
   routes: ((app: FastifyInstance) => void)[];
   /** Whether to take traffic; when not, why (starting, store not writable, ...). */
   ready: () => { ready: boolean; reason?: string };
 }
-
-// The dashboard page itself holds no data; it asks for the token when the API answers 401.
-const OPEN_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics', '/openapi.json']);
 
 export function buildApi(opts: ApiOptions): FastifyInstance {
   const app: FastifyInstance = Fastify({
@@ -27,15 +38,11 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}`, details: [] } });
   });
-  if (opts.apiToken) {
-    const expected = Buffer.from(`Bearer ${opts.apiToken}`);
-    app.addHook('onRequest', async (req) => {
-      if (OPEN_PATHS.has(req.url.split('?')[0]!)) return;
-      const got = Buffer.from(req.headers.authorization ?? '');
-      if (got.length !== expected.length || !timingSafeEqual(got, expected))
-        throw new HttpError(401, 'unauthenticated', 'missing or wrong bearer token (Authorization: Bearer <token>)');
-    });
-  }
+  const sessions = opts.sessions ?? new Sessions();
+  accessControl(app, { tokens: opts.tokens, sessions, roles: routeRoles({ metricsPublic: !!opts.metricsPublic }), listenHost: opts.host });
+  if (opts.audit) auditRequests(app, opts.audit);
+  announceExposure(opts);
+
   // Probes run every few seconds: keep them out of the request log.
   app.get('/healthz', { logLevel: 'silent' }, async () => ({ status: 'ok' }));
   app.get('/readyz', { logLevel: 'silent' }, async (_req, reply) => {
@@ -43,6 +50,20 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
     if (!ready) return reply.status(503).send({ status: 'not_ready', reason });
     return { status: 'ready' };
   });
+  sessionRoutes(opts.tokens, sessions)(app);
   for (const r of opts.routes) r(app);
   return app;
+}
+
+/** Says at start-up how open the API is. */
+function announceExposure(opts: ApiOptions): void {
+  const log = opts.log.child({ component: 'api' });
+  if (opts.tokens) log.info({ tokens: opts.tokens.size, metricsPublic: !!opts.metricsPublic, audit: opts.audit?.file }, 'API requires a token (or a dashboard session)');
+  else if (isLoopbackAddress(opts.host))
+    log.info({ host: opts.host, audit: opts.audit?.file }, 'API open to local processes: no --api-tokens; it answers only requests for loopback names');
+  else
+    log.warn(
+      { host: opts.host, audit: opts.audit?.file },
+      `API is OPEN: no --api-tokens or --api-token and it listens on ${opts.host}: anyone who can reach this port can change routing (state-changing requests still need JSON and a same-origin Origin)`,
+    );
 }

@@ -1,7 +1,8 @@
 // GET /v1/events: rollout changes as server-sent events, for the dashboard and `curl -N`.
 // A client that stops reading costs at most one pending state per service: while its socket
 // is full, newer states replace older ones, and once it drains it gets the latest of each.
-// A client stuck for longer than STALL_MS is disconnected.
+// A client stuck for longer than STALL_MS is disconnected, and so is one whose credential ended
+// (signed out, session expired, token removed from the tokens file).
 import type { FastifyInstance } from 'fastify';
 import type { RolloutState } from '../model/rollout.js';
 import type { StateWriter } from '../state/writer.js';
@@ -50,9 +51,12 @@ export function eventRoutes(writer: StateWriter) {
       };
       // The current state first, so a client never misses where things stand.
       for (const r of writer.state.rollouts.values()) send(r);
-      writer.on('rollout', send);
+      const allowed = () => req.principal?.stillValid() ?? true;
+      const onChange = (state: RolloutState) => (allowed() ? send(state) : end());
+      writer.on('rollout', onChange);
       const keepalive = setInterval(() => {
-        if (stalledSince === null) res.write(': keepalive\n\n');
+        if (!allowed()) end();
+        else if (stalledSince === null) res.write(': keepalive\n\n');
         else if (Date.now() - stalledSince > STALL_MS) {
           req.log.warn({ pending: pending.size }, 'event stream client stopped reading; disconnected');
           end();
@@ -60,7 +64,7 @@ export function eventRoutes(writer: StateWriter) {
       }, Math.min(KEEPALIVE_MS, STALL_MS / 4));
       const end = () => {
         clearInterval(keepalive);
-        writer.off('rollout', send);
+        writer.off('rollout', onChange);
         pending.clear();
         open.delete(end);
         res.destroy();

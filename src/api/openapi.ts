@@ -40,9 +40,10 @@ export function openApiDocument(): object {
           },
         },
       },
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      // Which role each route needs: README "Securing Sluice" (src/api/roles.ts).
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: 'sluice_session' } },
     },
-    security: [{ bearer: [] }],
+    security: [{ bearer: [] }, { session: [] }],
     paths: {
       '/v1/services': { get: { summary: 'list services', responses: { 200: { description: 'services' } } } },
       '/v1/services/{service}': {
@@ -80,6 +81,16 @@ export function openApiDocument(): object {
       },
       '/v1/fleet': { get: { summary: 'connected xDS nodes and what each holds', responses: { 200: { description: 'nodes' } } } },
       '/v1/events': { get: { summary: 'rollout changes as server-sent events', responses: { 200: { description: 'text/event-stream' } } } },
+      '/v1/session': {
+        post: {
+          security: [],
+          summary: 'sign in with a token: sets the HttpOnly session cookie (for the dashboard)',
+          requestBody: json({ type: 'object', required: ['token'], properties: { token: { type: 'string' } } }),
+          responses: { 200: { description: 'name, role, expiresAt' }, 401: error },
+        },
+        get: { summary: 'who the caller is: name, role, via (token, session, open)', responses: { 200: { description: 'the caller' }, 401: error } },
+        delete: { security: [], summary: 'sign out: ends the session the cookie names', responses: { 204: { description: 'signed out' } } },
+      },
       '/healthz': { get: { security: [], summary: 'process up', responses: { 200: { description: 'ok' } } } },
       '/readyz': { get: { security: [], summary: 'store and xDS ready', responses: { 200: { description: 'ready' }, 503: { description: 'starting' } } } },
     },

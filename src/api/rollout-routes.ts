@@ -2,6 +2,7 @@
 // finished rollouts, and deleting a finished one.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import type { PrometheusProviders } from '../analysis/prometheus.js';
 import { parseDuration } from '../model/duration.js';
 import { RolloutSpecSchema } from '../model/rollout.js';
 import type { RolloutEvent } from '../rollout/machine.js';
@@ -31,7 +32,7 @@ const RollbackQuery = z.strictObject({
     }),
 });
 
-export function rolloutRoutes(writer: StateWriter, scheduler: RolloutScheduler) {
+export function rolloutRoutes(writer: StateWriter, scheduler: RolloutScheduler, prometheus: PrometheusProviders) {
   return (app: FastifyInstance) => {
     app.get('/v1/rollouts', async () => ({ rollouts: [...writer.state.rollouts.values()].sort((a, b) => (a.service < b.service ? -1 : 1)) }));
 
@@ -56,6 +57,9 @@ export function rolloutRoutes(writer: StateWriter, scheduler: RolloutScheduler) 
 
     app.post('/v1/rollouts', async (req, reply) => {
       const spec = parse(RolloutSpecSchema, req.body);
+      // The server queries only the Prometheus endpoints its operator configured.
+      const unknown = prometheus.unknownIn(spec);
+      if (unknown.length) throw new HttpError(400, 'invalid_argument', unknown.map((d) => `${d.field}: ${d.message}`).join('; '), unknown);
       return reply.status(201).send(await writer.createRollout(spec, actor(req)));
     });
 

@@ -89,11 +89,34 @@ export type AnalysisMetric = { name: string } & OneOf<{
   latencyP99: { maxMs: number };
   successRateDrop: { max: number };
   latencyRise: { maxMs: number };
-  prometheus: { address: string; query: string; min?: number; max?: number };
+  prometheus: { provider: string; query: string; min?: number; max?: number };
 }>;
 const METRIC_KINDS = ['successRate', 'latencyP99', 'successRateDrop', 'latencyRise', 'prometheus'] as const;
 const Ratio = z.number().min(0).max(1);
 const Millis = z.number().min(0).max(3_600_000);
+
+/** The server fetches only endpoints its operator configured (`--prometheus NAME=URL`); a spec
+ *  names one. The old `address` field is refused with an explanation, not as an unknown key. */
+const PrometheusMetricSchema = z.preprocess(
+  (v, ctx) => {
+    if (typeof v !== 'object' || v === null || !('address' in v)) return v;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['address'],
+      message: 'is no longer accepted: Prometheus endpoints are configured on the server (--prometheus NAME=URL); name one with "provider": "NAME"',
+    });
+    const { address: _gone, ...rest } = v as Record<string, unknown>;
+    return rest;
+  },
+  z
+    .strictObject({
+      provider: Name,
+      query: z.string().min(1).max(4096),
+      min: z.number().optional(),
+      max: z.number().optional(),
+    })
+    .refine((p) => p.min !== undefined || p.max !== undefined, 'a prometheus metric needs min, max or both'),
+);
 
 export const AnalysisMetricSchema = z
   .strictObject({
@@ -102,15 +125,7 @@ export const AnalysisMetricSchema = z
     latencyP99: z.strictObject({ maxMs: Millis }).optional(),
     successRateDrop: z.strictObject({ max: Ratio }).optional(),
     latencyRise: z.strictObject({ maxMs: Millis }).optional(),
-    prometheus: z
-      .strictObject({
-        address: z.url({ protocol: /^https?$/ }),
-        query: z.string().min(1).max(4096),
-        min: z.number().optional(),
-        max: z.number().optional(),
-      })
-      .refine((p) => p.min !== undefined || p.max !== undefined, 'a prometheus metric needs min, max or both')
-      .optional(),
+    prometheus: PrometheusMetricSchema.optional(),
   })
   .superRefine(exactlyOne(METRIC_KINDS, 'a metric'))
   .transform((m) => m as AnalysisMetric);

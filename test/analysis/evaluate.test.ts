@@ -63,9 +63,9 @@ describe('built-in metrics', () => {
 
 describe('prometheus metrics', () => {
   const prom = spec([
-    { name: 'lo', prometheus: { address: 'http://p:9090', query: 'q', min: 0.9 } },
-    { name: 'hi', prometheus: { address: 'http://p:9090', query: 'q', max: 10 } },
-    { name: 'both', prometheus: { address: 'http://p:9090', query: 'q', min: 1, max: 2 } },
+    { name: 'lo', prometheus: { provider: 'main', query: 'q', min: 0.9 } },
+    { name: 'hi', prometheus: { provider: 'main', query: 'q', max: 10 } },
+    { name: 'both', prometheus: { provider: 'main', query: 'q', min: 1, max: 2 } },
   ]);
   const run = (values: [string, { value: number } | { error: string }][]) => judged(prom, win(0, 0), win(0, 0), new Map(values));
 

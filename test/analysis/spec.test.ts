@@ -12,7 +12,7 @@ const analysis = {
     { name: 'latency', latencyP99: { maxMs: 300 } },
     { name: 'vs-stable', successRateDrop: { max: 0.01 } },
     { name: 'slower', latencyRise: { maxMs: 50 } },
-    { name: 'custom', prometheus: { address: 'http://prometheus:9090', query: 'sum(rate(x[1m]))', min: 0.9 } },
+    { name: 'custom', prometheus: { provider: 'main', query: 'sum(rate(x[1m]))', min: 0.9 } },
   ],
 };
 const valid = { service: 'echo', canary: 'v2', steps: [{ setWeight: 5 }, { analysis }], analysis };
@@ -41,7 +41,10 @@ describe('analysis in the rollout spec', () => {
     ['interval over 15 minutes', (s) => (s.analysis.interval = '16m'), ['analysis', 'interval']],
     ['success rate above 1', (s) => (s.steps[1].analysis.metrics[0].successRate.min = 1.5), ['steps', 1, 'analysis', 'metrics', 0, 'successRate', 'min']],
     ['prometheus without bounds', (s) => delete s.analysis.metrics[4].prometheus.min, ['analysis', 'metrics', 4, 'prometheus'], /min, max or both/],
-    ['prometheus address not http', (s) => (s.analysis.metrics[4].prometheus.address = 'ftp://x'), ['analysis', 'metrics', 4, 'prometheus', 'address']],
+    ['prometheus without a provider', (s) => delete s.analysis.metrics[4].prometheus.provider, ['analysis', 'metrics', 4, 'prometheus', 'provider']],
+    ['prometheus provider not a name', (s) => (s.analysis.metrics[4].prometheus.provider = 'http://x'), ['analysis', 'metrics', 4, 'prometheus', 'provider']],
+    // The server no longer fetches URLs an API caller chooses: the old form says what replaced it.
+    ['prometheus address (the old form)', (s) => (s.analysis.metrics[4].prometheus = { address: 'http://prometheus:9090', query: 'up', max: 1 }), ['analysis', 'metrics', 4, 'prometheus', 'address'], /no longer accepted.*--prometheus NAME=URL.*"provider"/],
     ['duplicate metric names', (s) => (s.analysis.metrics[1].name = 'success'), ['analysis', 'metrics', 1, 'name'], /duplicate/],
     ['no metrics', (s) => (s.analysis.metrics = []), ['analysis', 'metrics']],
     ['negative failureLimit', (s) => (s.analysis.failureLimit = -1), ['analysis', 'failureLimit']],

@@ -156,7 +156,7 @@ describe('bad input', () => {
     expect((await sluice.api('POST', '/v1/rollouts/echo/promote', { full: true })).status).toBe(409);
   });
 
-  it('requires the bearer token when one is set (health and metrics stay open)', async () => {
+  it('requires the bearer token when one is set (health stays open; roles: roles.test.ts)', async () => {
     const secured = await startTestSluice({ apiToken: 's3cret' });
     try {
       expect((await secured.api('GET', '/v1/services')).status).toBe(401);

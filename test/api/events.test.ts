@@ -19,7 +19,7 @@ afterAll(async () => {
 function stalledClient(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1', () => {
-      socket.write('GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+      socket.write('GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n');
       socket.once('data', () => {
         socket.pause(); // from now on nothing is read: the kernel buffers fill, then the server's
         resolve(socket);

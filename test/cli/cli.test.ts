@@ -37,7 +37,7 @@ describe('sluice CLI', () => {
     const rb = await sluiceCli('rollout', 'rollback', 'echo', '--reason', 'cli test', '--wait', '--timeout', '2s');
     expect(rb.phase).toBe('RolledBack');
     expect(rb.fleet.acknowledged).toBe(true);
-    expect(rb.history.at(-1)).toMatchObject({ event: 'RolledBack', reason: 'cli test', by: expect.stringMatching(/^cli:/) });
+    expect(rb.history.at(-1)).toMatchObject({ event: 'RolledBack', reason: 'cli test', by: expect.stringMatching(/^admin \(for cli:/) });
     expect((await sluiceCli('fleet')).nodes).toEqual([]);
   });
 
