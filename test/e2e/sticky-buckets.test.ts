@@ -48,11 +48,16 @@ function canaryShare(versions: Record<string, number>): number {
   return total === 0 ? 0 : (versions.v2 ?? 0) / total;
 }
 
+/** Waits until the rollout holds at `step` (its weight ACKed by every node), and checks that no
+ *  node rejected anything on the way. */
 async function pausedAt(sluice: TestSluice, step: number): Promise<void> {
   await eventually(async () => {
     const r = await sluice.api('GET', '/v1/rollouts/echo');
-    return r.body.phase === 'Paused' && r.body.step === step;
+    return r.body.phase === 'Paused' && r.body.pausedBy === 'step' && r.body.step === step;
   });
+  const { body } = await sluice.api('GET', '/v1/fleet');
+  for (const node of body.nodes as { id: string; types: Record<string, { lastNack: unknown }> }[])
+    for (const [type, t] of Object.entries(node.types)) expect(t.lastNack, `${node.id} ${type}`).toBeNull();
 }
 
 describe.runIf(implementations.length > 0)('sticky buckets with real proxyless clients', () => {
@@ -100,12 +105,12 @@ describe.runIf(implementations.length > 0)('sticky buckets with real proxyless c
   it('at 20%: other values go to stable, cohorts keep priority, no header keeps the weighted split', async () => {
     for (const { name, client } of clients) {
       for (const value of ['abc', '7.5', '-1', '100', '99999999999999999999', ''])
-        expect((await client.call('echo', 5, { metadata: { [HEADER]: value } })).versions, `${name} ${HEADER}: "${value}"`).toEqual({ v1: 5 });
+        expect((await client.call('echo', 20, { metadata: { [HEADER]: value } })).versions, `${name} ${HEADER}: "${value}"`).toEqual({ v1: 20 });
       // A tester in a stable bucket still reaches the canary: header cohorts come first.
       expect((await client.call('echo', 5, { metadata: { 'x-canary': 'true', [HEADER]: '99' } })).versions, name).toEqual({ v2: 5 });
-      const random = await client.call('echo', 500);
+      const random = await client.call('echo', 1000);
       const share = canaryShare(random.versions);
-      console.log(`${name}: without ${HEADER}, canary share at 20%: ${(share * 100).toFixed(1)}% of 500 calls`);
+      console.log(`${name}: without ${HEADER}, canary share at 20%: ${(share * 100).toFixed(1)}% of 1000 calls`);
       expect(random.errors).toEqual({});
       expect(Math.abs(share - 0.2)).toBeLessThan(0.05);
     }
@@ -123,8 +128,8 @@ describe.runIf(implementations.length > 0)('sticky buckets with real proxyless c
       const before = at20.get(name)!;
       const moved = before.flatMap((v, b) => (v === 'v2' && versions[b] !== 'v2' ? [b] : []));
       expect(moved, `${name}: buckets that left the canary`).toEqual([]);
-      const share = canaryShare((await client.call('echo', 500)).versions);
-      console.log(`${name}: without ${HEADER}, canary share at 50%: ${(share * 100).toFixed(1)}% of 500 calls`);
+      const share = canaryShare((await client.call('echo', 1000)).versions);
+      console.log(`${name}: without ${HEADER}, canary share at 50%: ${(share * 100).toFixed(1)}% of 1000 calls`);
       expect(Math.abs(share - 0.5)).toBeLessThan(0.05);
     }
   });

@@ -83,6 +83,18 @@ beforeAll(async () => {
     sticky: { header: 'x-user' },
   });
   expect(rollout.status, JSON.stringify(rollout.body)).toBe(201);
+  // Changes reach the cache after a short debounce: wait until the last one is served, so that
+  // the nodes below sync the final state rather than an earlier one (which they would not ACK
+  // past: they read pushes only when they fetch).
+  await eventually(async () => {
+    const probe = new FakeEnvoy(sluice.xdsPort, { id: 'probe', cluster: 'c', user_agent_name: 'gRPC Node', client_features: [] }, 'sotw', { allowDeprecated: true });
+    try {
+      const rc = (await probe.fetch(TypeUrl.RouteConfiguration, ['web'], 1000)).get('web');
+      return list(list(rc?.virtual_hosts)[0]?.routes).length === 4;
+    } finally {
+      probe.close();
+    }
+  });
 });
 
 afterAll(async () => {
