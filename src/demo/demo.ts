@@ -1,7 +1,8 @@
 // `sluice demo`: a whole gray release on one machine, no Docker. Starts Sluice, two versions of
 // a gRPC service and a few proxyless gRPC client processes making steady calls, runs a rollout
 // through its steps and a manual rollback, then a second rollout whose canary starts failing
-// and is rolled back by analysis; prints the weights next to the traffic each version received.
+// and is rolled back by analysis; prints the weights next to the traffic each version received,
+// and which version a few signed-in users (sticky by bucket) reach at each weight.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import type { Sluice } from '../main.js';
 import type { RolloutState } from '../model/rollout.js';
 import type { Backend } from './backend.js';
 import { startBackend } from './backend.js';
+import { userBucket } from './user-bucket.js';
 import type { XdsClient } from './xds-client.js';
 import { spawnXdsClient } from './xds-client.js';
 
@@ -59,6 +61,40 @@ class Traffic {
 
   stop(): void {
     this.running = false;
+  }
+}
+
+const BUCKET_HEADER = 'x-user-bucket';
+
+/**
+ * Simulated signed-in users: each call carries the bucket of its user id in BUCKET_HEADER
+ * (computed as docs/sticky.md says), so a user keeps one version while the canary weight rises.
+ */
+class StickyUsers {
+  private readonly rows: { weight: number; versions: string[] }[] = [];
+
+  constructor(private readonly client: XdsClient, private readonly users: readonly string[]) {}
+
+  get lastWeight(): number | undefined {
+    return this.rows.at(-1)?.weight;
+  }
+
+  /** Three calls per user; prints which version each user reached. */
+  async sample(weight: number, label = `at ${weight}%`): Promise<void> {
+    const versions = await Promise.all(
+      this.users.map(async (u) => {
+        const r = await this.client.call('echo', 3, { metadata: { [BUCKET_HEADER]: String(userBucket(u)) }, deadlineMs: 1000 }).catch(() => undefined);
+        return r ? Object.keys(r.versions).sort().join('+') || '—' : '—';
+      }),
+    );
+    this.rows.push({ weight, versions });
+    const cells = this.users.map((u, i) => `${u}(${userBucket(u)}) ${versions[i] === 'v2' ? bold('v2') : versions[i]}`);
+    console.log(`  users ${label.padEnd(14)} ${cells.join('  ')}`);
+  }
+
+  /** Users who were on the canary at one weight and not at a later one (none, by design). */
+  movedBack(): string[] {
+    return this.users.filter((_, i) => this.rows.some((r, j) => r.versions[i] === 'v2' && this.rows.slice(j + 1).some((later) => later.versions[i] !== 'v2')));
   }
 }
 
@@ -128,23 +164,33 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     let current: RolloutState | undefined;
     printer = setInterval(() => console.log(line(current, 'v1', 'v2', traffic.drain())), 1000);
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    const watch = async (ms: number) => {
+    const users = new StickyUsers(clients[0]!, ['alice', 'chen', 'walter', 'nadia', 'erin', 'priya', 'grace']);
+    const watch = async (ms: number, onTick?: (r: RolloutState) => Promise<void>) => {
       const until = Date.now() + ms;
       while (Date.now() < until) {
         current = await api('GET', '/v1/rollouts/echo');
+        await onTick?.(current!);
         await sleep(200);
       }
+    };
+    // Once the fleet ACKed a new weight, see where each user goes.
+    const sampleUsers = async (r: RolloutState) => {
+      if ((r.phase === 'Progressing' || r.phase === 'Paused') && !r.awaitingAck && r.canaryWeight !== users.lastWeight) await users.sample(r.canaryWeight);
     };
     await sleep(2500);
 
     console.log(bold('\n▶ rollout v1 → v2: 10%, pause 3s, 30%, pause 3s, 60%, pause (testers with x-canary: true always get v2)'));
+    console.log(dim(`  signed-in users send ${BUCKET_HEADER}: sha256(user id) mod 100 (docs/sticky.md); buckets below the weight get v2`));
     current = await api('POST', '/v1/rollouts', {
       service: 'echo',
       canary: 'v2',
       steps: [{ setWeight: 10 }, { pause: { duration: '3s' } }, { setWeight: 30 }, { pause: { duration: '3s' } }, { setWeight: 60 }, { pause: {} }],
       headerRoutes: [{ name: 'testers', match: [{ header: 'x-canary', exact: 'true' }] }],
+      sticky: { bucketHeader: BUCKET_HEADER },
     });
-    await watch(9500);
+    await watch(9500, sampleUsers);
+    const moved = users.movedBack();
+    console.log(dim(`  ${moved.length === 0 ? 'no user who reached v2 went back to v1 as the weight rose' : `went back to v1: ${moved.join(', ')}`}`));
     const cohort = await clients[0]!.call('echo', 20, { metadata: { 'x-canary': 'true' } });
     console.log(dim(`  a tester's 20 calls with x-canary: true → ${JSON.stringify(cohort.versions)}`));
 
@@ -157,6 +203,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       `  rolled back in ${Date.now() - started} ms; ` +
         fleet.nodes.map((n) => `${n.node} ${n.state}${n.ms !== null ? ` in ${n.ms} ms` : ''}`).join(', '),
     );
+    await users.sample(0, 'after rollback');
     await watch(3500);
     printHistory(current!);
 

@@ -166,12 +166,37 @@ export const StepSchema = z
   .superRefine(exactlyOne(['setWeight', 'pause', 'analysis'], 'a step'))
   .transform((s) => s as Step);
 
-export type Sticky = OneOf<{ header: string; cookie: string }>;
+/** Keeps a user on one version while the weights move: Envoy's hash policy on a header or
+ *  cookie (`header`, `cookie`: Envoy 1.36+ only), or a bucket the caller computes from the user
+ *  id and sends in `bucketHeader` (every client; docs/sticky.md). */
+export type Sticky =
+  | (OneOf<{ header: string; cookie: string }> & { bucketHeader?: undefined; buckets?: undefined })
+  | { bucketHeader: string; buckets: number; header?: undefined; cookie?: undefined };
+
+export const DEFAULT_BUCKETS = 100;
+
+/**
+ * A bucket header is matched by proxyless gRPC clients too, which never match binary metadata
+ * (`-bin`) and keep `grpc-` names for gRPC itself.
+ */
+const BucketHeaderName = HeaderName.refine((h) => !h.toLowerCase().endsWith('-bin'), 'must not end in "-bin" (gRPC never matches binary metadata)').refine(
+  (h) => !h.toLowerCase().startsWith('grpc-'),
+  'must not start with "grpc-" (reserved for gRPC itself)',
+);
 
 export const StickySchema = z
-  .strictObject({ header: HeaderName.optional(), cookie: CookieName.optional() })
-  .superRefine(exactlyOne(['header', 'cookie'], 'sticky'))
-  .transform((s) => s as Sticky);
+  .strictObject({
+    header: HeaderName.optional(),
+    cookie: CookieName.optional(),
+    bucketHeader: BucketHeaderName.optional(),
+    buckets: z.int().min(1).max(10_000).optional(),
+  })
+  .superRefine(exactlyOne(['header', 'cookie', 'bucketHeader'], 'sticky'))
+  .superRefine((s, ctx) => {
+    if (s.buckets !== undefined && s.bucketHeader === undefined)
+      ctx.addIssue({ code: 'custom', path: ['buckets'], message: 'buckets is allowed only with bucketHeader' });
+  })
+  .transform((s) => (s.bucketHeader !== undefined ? { bucketHeader: s.bucketHeader, buckets: s.buckets ?? DEFAULT_BUCKETS } : s) as Sticky);
 
 export const RolloutSpecSchema = z.strictObject({
   service: Name,

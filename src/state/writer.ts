@@ -241,7 +241,11 @@ export class StateWriter extends EventEmitter<Events> {
   }
 
   private publish(next: DesiredState, services: string[], urgent: boolean): void {
-    this.current = { ...next, revision: this.current.revision + 1 };
+    // `next` was built before the store answered, and other services may have published since:
+    // take only this change's services from it, so nobody else's change is undone.
+    let state = this.current;
+    for (const name of services) state = withService(state, name, { service: next.services.get(name) ?? null, rollout: next.rollouts.get(name) ?? null });
+    this.current = { ...state, revision: this.current.revision + 1 };
     this.emit('change', { state: this.current, services, urgent });
   }
 

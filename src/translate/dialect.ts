@@ -3,7 +3,7 @@
 // `string_match`, grpc-js rejects `contains_match`, only gRPC clients report load to the xDS
 // server itself. A dialect says, per concern, what one kind of client is sent.
 import type { NamedService, Version } from '../model/service.js';
-import type { RouteMatcher, Sticky } from './routing.js';
+import type { HashSticky, RouteMatcher } from './routing.js';
 
 export interface Dialect {
   /** A RouteMatch.headers entry for a header matched by value (not `present`). */
@@ -12,9 +12,10 @@ export interface Dialect {
   headerRegexMatch(header: string, regex: string): object;
   /** Timeout and retries of the service, in the route fields this client reads. */
   routePolicy(service: NamedService): object;
-  /** Fields that keep a user on one version while weights move, or undefined when this kind
-   *  cannot (then the weighted split stays random per request). */
-  stickySplit(sticky: Sticky): { weightedClusters: object; routeAction: object } | undefined;
+  /** Fields that keep a user on one version while weights move by hashing a header or cookie,
+   *  or undefined when this kind cannot (then the weighted split stays random per request).
+   *  Bucket stickiness needs none: it is header routes every kind honours (routes.ts). */
+  stickySplit(sticky: HashSticky): { weightedClusters: object; routeAction: object } | undefined;
   /** Cluster fields beyond the EDS basics for a version. */
   clusterExtras(version: Version): object;
 }

@@ -1,9 +1,10 @@
-// Virtual hosts and routes: header cohorts first (first match wins), then the weighted route
-// with the canary listed first, so raising its weight keeps everyone already on it.
+// Virtual hosts and routes: header cohorts first (first match wins), then sticky bucket routes,
+// then the weighted route with the canary listed first, so raising its weight keeps everyone
+// already on it.
 import { parseDuration } from '../model/duration.js';
 import { clusterName, domainsOf } from '../model/service.js';
 import type { Dialect } from './dialect.js';
-import type { RouteMatcher, Routing } from './routing.js';
+import type { BucketSticky, RouteMatcher, Routing } from './routing.js';
 
 export function virtualHost(routing: Routing, dialect: Dialect): object {
   const { service } = routing;
@@ -14,6 +15,7 @@ export function virtualHost(routing: Routing, dialect: Dialect): object {
     match: { prefix: '', ...matchersFor(hr.match, dialect) },
     route: { cluster: cluster(hr.version), ...policy },
   }));
+  if (routing.sticky && 'bucketHeader' in routing.sticky) routes.push(...bucketRoutes(routing, routing.sticky, cluster, policy));
   routes.push({ name: `${service.name}/default`, match: { prefix: '' }, route: { ...splitAction(routing, dialect, cluster), ...policy } });
   return { name: service.name, domains: domainsOf(service), routes };
 }
@@ -26,7 +28,7 @@ export const duration = (text: string) => {
 function splitAction(routing: Routing, dialect: Dialect, cluster: (v: string) => string): object {
   // One version: a plain cluster route (how a rollback looks: no weighted entry at all).
   if (routing.split.length === 1) return { cluster: cluster(routing.split[0]!.version) };
-  const sticky = routing.sticky && dialect.stickySplit(routing.sticky);
+  const sticky = routing.sticky && !('bucketHeader' in routing.sticky) ? dialect.stickySplit(routing.sticky) : undefined;
   return {
     weighted_clusters: {
       clusters: routing.split.map((s) => ({ name: cluster(s.version), weight: { value: s.weight } })),
@@ -34,6 +36,39 @@ function splitAction(routing: Routing, dialect: Dialect, cluster: (v: string) =>
     },
     ...sticky?.routeAction,
   };
+}
+
+/**
+ * Bucket stickiness while both versions take traffic: buckets [0, round(w * buckets / 100)) go to
+ * the canary, any other value of the header (another number, a non-integer) to stable, and
+ * requests without the header fall through to the weighted split. The canary's range only
+ * grows with its weight, so a bucket once on the canary stays there. `range_match` and
+ * `present_match` are the same, non-deprecated fields for Envoy and every gRPC generation
+ * (gRFC A28); the range's `start` is proto3's default 0 and is not written.
+ */
+/** How many buckets, from 0, reach the canary at this weight: round(weight * buckets / 100). */
+export function canaryBuckets(weight: number, buckets: number): number {
+  return Math.round((weight * buckets) / 100);
+}
+
+function bucketRoutes(routing: Routing, sticky: BucketSticky, cluster: (v: string) => string, policy: object): object[] {
+  if (routing.split.length !== 2) return [];
+  const [canary, stable] = routing.split as [{ version: string; weight: number }, { version: string; weight: number }];
+  const name = sticky.bucketHeader.toLowerCase();
+  const end = canaryBuckets(canary.weight, sticky.buckets);
+  const routes: object[] = [];
+  if (end > 0)
+    routes.push({
+      name: `${routing.service.name}/sticky-canary`,
+      match: { prefix: '', headers: [{ name, range_match: { end } }] },
+      route: { cluster: cluster(canary.version), ...policy },
+    });
+  routes.push({
+    name: `${routing.service.name}/sticky-stable`,
+    match: { prefix: '', headers: [{ name, present_match: true }] },
+    route: { cluster: cluster(stable.version), ...policy },
+  });
+  return routes;
 }
 
 /** RouteMatch fields for a list of matchers (all must match). */

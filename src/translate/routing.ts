@@ -15,7 +15,12 @@ export interface RouteMatcher {
   invert?: boolean;
 }
 
-export type Sticky = { header: string } | { cookie: string };
+/** Envoy picks the weighted cluster by a hash of this header or cookie (Envoy 1.36+ only). */
+export type HashSticky = { header: string } | { cookie: string };
+/** The caller sends a bucket in [0, buckets) in this header: buckets below the canary's share go
+ *  to the canary, any other value to stable (every client kind; docs/sticky.md). */
+export type BucketSticky = { bucketHeader: string; buckets: number };
+export type Sticky = HashSticky | BucketSticky;
 
 export interface Routing {
   service: NamedService;

@@ -15,6 +15,28 @@ const list = (v: Json | undefined): Obj[] => (Array.isArray(v) ? (v as Obj[]) : 
 
 let sluice: TestSluice;
 
+/** The chat service's routes at 5% of 1000 buckets, in Envoy's JSON form: the same for every kind. */
+const BUCKET_ROUTES = [
+  {
+    name: 'chat/sticky-canary',
+    match: { prefix: '', headers: [{ name: 'x-user-bucket', range_match: { end: '50' } }] },
+    route: { cluster: 'chat-v2' },
+  },
+  { name: 'chat/sticky-stable', match: { prefix: '', headers: [{ name: 'x-user-bucket', present_match: true }] }, route: { cluster: 'chat-v1' } },
+  {
+    name: 'chat/default',
+    match: { prefix: '' },
+    route: {
+      weighted_clusters: {
+        clusters: [
+          { name: 'chat-v2', weight: 5 },
+          { name: 'chat-v1', weight: 95 },
+        ],
+      },
+    },
+  },
+];
+
 beforeAll(async () => {
   sluice = await startTestSluice();
   const web = {
@@ -36,6 +58,19 @@ beforeAll(async () => {
   };
   expect((await sluice.api('PUT', '/v1/services/web', web)).status).toBe(201);
   expect((await sluice.api('PUT', '/v1/services/greeter', greeter)).status).toBe(201);
+  const chat = {
+    versions: { v1: { endpoints: [{ address: '10.0.0.31', port: 50051 }] }, v2: { endpoints: [{ address: '10.0.0.32', port: 50051 }] } },
+    stable: 'v1',
+  };
+  expect((await sluice.api('PUT', '/v1/services/chat', chat)).status).toBe(201);
+  // Sticky by bucket: 5% of 1000 buckets is [0, 50) on the canary.
+  const bucketed = await sluice.api('POST', '/v1/rollouts', {
+    service: 'chat',
+    canary: 'v2',
+    steps: [{ setWeight: 5 }, { pause: {} }],
+    sticky: { bucketHeader: 'X-User-Bucket', buckets: 1000 },
+  });
+  expect(bucketed.status, JSON.stringify(bucketed.body)).toBe(201);
   const rollout = await sluice.api('POST', '/v1/rollouts', {
     service: 'web',
     canary: 'v2',
@@ -48,6 +83,18 @@ beforeAll(async () => {
     sticky: { header: 'x-user' },
   });
   expect(rollout.status, JSON.stringify(rollout.body)).toBe(201);
+  // Changes reach the cache after a short debounce: wait until the last one is served, so that
+  // the nodes below sync the final state rather than an earlier one (which they would not ACK
+  // past: they read pushes only when they fetch).
+  await eventually(async () => {
+    const probe = new FakeEnvoy(sluice.xdsPort, { id: 'probe', cluster: 'c', user_agent_name: 'gRPC Node', client_features: [] }, 'sotw', { allowDeprecated: true });
+    try {
+      const rc = (await probe.fetch(TypeUrl.RouteConfiguration, ['web'], 1000)).get('web');
+      return list(list(rc?.virtual_hosts)[0]?.routes).length === 4;
+    } finally {
+      probe.close();
+    }
+  });
 });
 
 afterAll(async () => {
@@ -111,7 +158,7 @@ describe.each(['sotw', 'delta'] as const)('an Envoy node over %s ADS', (mode) =>
 
   it('holds a consistent set: routes name served clusters, EDS clusters have endpoints, listeners their routes', () => {
     expect(referenceProblems(envoy)).toEqual([]);
-    expect([...envoy.held(TypeUrl.Cluster).keys()].sort()).toEqual(['greeter-v1', 'greeter-v2', 'web-v1', 'web-v2']);
+    expect([...envoy.held(TypeUrl.Cluster).keys()].sort()).toEqual(['chat-v1', 'chat-v2', 'greeter-v1', 'greeter-v2', 'web-v1', 'web-v2']);
   });
 
   it('gets one socket listener with the HTTP connection manager, never an API listener', () => {
@@ -153,6 +200,10 @@ describe.each(['sotw', 'delta'] as const)('an Envoy node over %s ADS', (mode) =>
     expect(action.hash_policy).toEqual([{ header: { header_name: 'x-user' } }]);
   });
 
+  it('routes sticky buckets by range to the canary, any other value to stable, then the random split', () => {
+    expect(list(virtualHost(envoy, 'sluice_http', 'chat').routes)).toEqual(BUCKET_ROUTES);
+  });
+
   it("carries the service's timeout and retry policy on each of its routes", () => {
     for (const route of list(virtualHost(envoy, 'sluice_http', 'web').routes)) {
       const action = route.route as Obj;
@@ -191,8 +242,8 @@ describe('a proxyless gRPC node', () => {
     const client = new FakeEnvoy(sluice.xdsPort, grpcNode, 'sotw', { allowDeprecated: true });
     try {
       // gRPC subscribes by name: xds:///web asks for listener "web", and so on down.
-      const listeners = await client.fetch(TypeUrl.Listener, ['web', 'greeter']);
-      expect([...listeners.keys()].sort()).toEqual(['greeter', 'web']);
+      const listeners = await client.fetch(TypeUrl.Listener, ['web', 'greeter', 'chat']);
+      expect([...listeners.keys()].sort()).toEqual(['chat', 'greeter', 'web']);
       for (const l of listeners.values()) {
         expect(l.address).toBeUndefined();
         expect((l.api_listener as Obj).api_listener).toBeDefined();
@@ -211,6 +262,8 @@ describe('a proxyless gRPC node', () => {
       expect(client.problems).toEqual([]);
       expect(referenceProblems(client)).toEqual([]);
 
+      // Sticky buckets reach gRPC nodes exactly as they reach Envoy.
+      expect(list(virtualHost(client, 'chat', 'chat').routes)).toEqual(BUCKET_ROUTES);
       // Hash-based picking of weighted clusters is Envoy-only; gRPC ignores it.
       const split = list(virtualHost(client, 'web', 'web').routes).at(-1)!.route as Obj;
       expect((split.weighted_clusters as Obj).use_hash_policy).toBeUndefined();

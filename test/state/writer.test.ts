@@ -71,6 +71,15 @@ describe('StateWriter ordering', () => {
 
     store.release();
     expect((await Promise.all(others)).map((r) => r.phase)).toEqual(['Progressing', 'Progressing', 'Progressing', 'Progressing']);
+    // The others were checked before the rollback was published and stored after it: publishing
+    // them must not bring s0's earlier state back (nor drop each other).
+    expect([...writer.state.rollouts.values()].map((r) => [r.service, r.phase]).sort()).toEqual([
+      ['s0', 'RolledBack'],
+      ['s1', 'Progressing'],
+      ['s2', 'Progressing'],
+      ['s3', 'Progressing'],
+      ['s4', 'Progressing'],
+    ]);
     writer.close();
   });
 
