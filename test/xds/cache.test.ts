@@ -1,7 +1,7 @@
 // ResourceCache and makeResource: versions follow the bytes, set() reports exactly what
 // changed, views are memoized until their type changes.
 import { describe, expect, it } from 'vitest';
-import { ResourceCache, WILDCARD } from '../../src/xds/cache.js';
+import { ResourceCache, WILDCARD, selectionKey } from '../../src/xds/cache.js';
 import { encodeMessage, messageType, TypeUrl } from '../../src/xds/protos.js';
 import { makeResource } from '../../src/xds/resource.js';
 import type { Resource } from '../../src/xds/resource.js';
@@ -133,9 +133,11 @@ describe('ResourceCache.set', () => {
 });
 
 describe('ResourceCache.view', () => {
-  it('is memoized per selection until its type changes', () => {
+  it('is memoized per selection held by a stream until its type changes', () => {
     const cache = new ResourceCache();
     cache.set('g', { [CDS]: [cluster('a'), cluster('b')], [EDS]: [endpoints('a')] });
+    cache.retainView('g', CDS, selectionKey(WILDCARD));
+    cache.retainView('g', CDS, selectionKey(new Set(['a', 'b'])));
     const all = cache.view('g', CDS, WILDCARD);
     expect(cache.view('g', CDS, WILDCARD)).toBe(all);
     const ab = cache.view('g', CDS, new Set(['a', 'b']));
@@ -151,6 +153,26 @@ describe('ResourceCache.view', () => {
     expect(all2).not.toBe(all);
     expect(all2.version).not.toBe(all.version);
     expect(cache.view('g', CDS, new Set(['a', 'b']))).not.toBe(ab);
+  });
+
+  it('keeps no view of a selection nobody holds, and drops one when its last holder releases it', () => {
+    const cache = new ResourceCache();
+    cache.set('g', { [CDS]: [cluster('a'), cluster('b')] });
+    const once = cache.view('g', CDS, new Set(['a']));
+    expect(cache.view('g', CDS, new Set(['a']))).not.toBe(once); // a Fetch, say: built, not kept
+    expect(cache.view('g', CDS, new Set(['a'])).version).toBe(once.version);
+    expect(cache.memoStats()).toEqual({ views: 0, selections: 0 });
+
+    const key = selectionKey(new Set(['a']));
+    cache.retainView('g', CDS, key);
+    cache.retainView('g', CDS, key); // two streams with the same selection
+    const held = cache.view('g', CDS, new Set(['a']));
+    expect(cache.view('g', CDS, new Set(['a']))).toBe(held);
+    cache.releaseView('g', CDS, key);
+    expect(cache.view('g', CDS, new Set(['a']))).toBe(held);
+    cache.releaseView('g', CDS, key);
+    expect(cache.memoStats()).toEqual({ views: 0, selections: 0 });
+    expect(cache.view('g', CDS, new Set(['a']))).not.toBe(held);
   });
 
   it('a view version depends only on the resources in it', () => {
