@@ -160,6 +160,12 @@ export class DeltaStream extends XdsStream {
     else if (touched.length > 0) this.pushNames(st, touched);
   }
 
+  /** Each delta response carries only what changed: is `name` in one not answered yet? */
+  protected override offering(st: TypeState, name: string): boolean {
+    for (const u of (st as DeltaTypeState).unanswered) if (u.changes.has(name)) return true;
+    return false;
+  }
+
   /** The client no longer holds `name`. */
   private forget(st: DeltaTypeState, name: string): void {
     st.known.delete(name);

@@ -87,13 +87,16 @@ class OwnerWait {
     private readonly finish: (result: OwnerWaitResult) => void,
   ) {}
 
-  /** (Re-)evaluates one stream; `none` takes it out (it no longer concerns the owner). */
+  /** (Re-)evaluates one stream; returns its standing (`none`: it no longer concerns the owner). */
   consider(s: XdsStream): OwnerStanding['state'] {
     if (this.done) return 'none';
     const { state, message } = s.ownerStanding(this.owner);
     const prev = this.entries.get(s);
     if (state === 'none') {
-      if (prev) this.set(s, prev, undefined);
+      // It counted during the wait and now holds nothing of the owner (it ACKed the owner's
+      // removal, or dropped its subscription): it holds the owner's current state.
+      if (prev && prev.state !== 'acked' && prev.state !== 'disconnected')
+        this.set(s, prev, { node: prev.node, stream: prev.stream, state: 'acked', ms: Math.round(performance.now() - this.started) });
       return state;
     }
     if (prev?.state === state && prev.message === message) return state;
@@ -253,9 +256,13 @@ export class Fleet {
     return false;
   }
 
-  /** Owners with at least one stream that may count for them (for tests and status pages). */
-  owners(): string[] {
-    return [...this.byOwner.keys()].sort();
+  /** Sizes of the indexes (entries per owner and node, running waits): they follow the streams. */
+  stats(): { ownerEntries: number; nodes: number; waits: number } {
+    let ownerEntries = 0;
+    for (const set of this.byOwner.values()) ownerEntries += set.size;
+    let waits = 0;
+    for (const set of this.waits.values()) waits += set.size;
+    return { ownerEntries, nodes: this.byNode.size, waits };
   }
 
   private members(owner: string): XdsStream[] {

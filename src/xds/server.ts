@@ -258,6 +258,11 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
     return this.fleetIndex.wasSent(nodeId, typeUrl, name);
   }
 
+  /** Sizes of the fleet indexes (for /metrics; they return to zero with the streams). */
+  fleetIndexStats(): { ownerEntries: number; nodes: number; waits: number } {
+    return this.fleetIndex.stats();
+  }
+
   /** Cache groups with at least one attached stream. */
   activeGroups(): string[] {
     return [...this.streamsByGroup.keys()].sort();

@@ -296,8 +296,9 @@ export abstract class XdsStream {
             const held = st.acked.get(name);
             if (held && sameFragment(held, r, owner)) continue;
             pending = true;
+            // Rejected: the NACKed response offered this fragment and no newer offer is in flight.
             const offered = st.lastNack?.resources.get(name);
-            if (offered && sameFragment(offered, r, owner)) rejectedBy ??= st.lastNack;
+            if (offered && sameFragment(offered, r, owner) && !this.offering(st, name)) rejectedBy ??= st.lastNack;
           } else if (this.refersTo(typeUrl, name)) {
             concerned = true; // it holds something pointing there and will ask for it
             pending = true;
@@ -324,6 +325,12 @@ export abstract class XdsStream {
     if (!pending) return { state: 'acked' };
     if (rejectedBy) return { state: 'rejected', message: rejectedBy.message };
     return { state: 'pending' };
+  }
+
+  /** Whether a response carrying `name` awaits the client's answer. State of the world: the
+   *  latest response carries everything selected, so it is whether that one is unanswered. */
+  protected offering(st: TypeState, name: string): boolean {
+    return st.awaiting && st.sent.has(name);
   }
 
   /** Whether a resource this stream was sent (of another type) points at `name` of `typeUrl`,
