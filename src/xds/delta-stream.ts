@@ -269,8 +269,8 @@ export class DeltaStream extends XdsStream {
     }
     for (const name of removed) {
       st.known.delete(name);
-      st.sent.delete(name);
-      changes.set(name, null);
+      // A name the client was never sent (asked for, does not exist) changes nothing it holds.
+      if (st.sent.delete(name)) changes.set(name, null);
     }
     const nonce = this.nextNonce();
     st.sentVersion = st.known.digest();

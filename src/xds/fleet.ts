@@ -143,15 +143,16 @@ class OwnerWait {
 export class Fleet {
   /** owner → streams that may count for it (XdsStream.owners, mirrored). */
   private readonly byOwner = new Map<string, Set<XdsStream>>();
-  /** node id → its attached streams. */
-  private readonly byNode = new Map<string, Set<XdsStream>>();
+  /** node id → its attached stream, or streams when it has several (most nodes have one). */
+  private readonly byNode = new Map<string, XdsStream | Set<XdsStream>>();
   private readonly waits = new Map<string, Set<OwnerWait>>();
 
   attached(stream: XdsStream): void {
     const id = stream.node!.id;
-    let set = this.byNode.get(id);
-    if (!set) this.byNode.set(id, (set = new Set()));
-    set.add(stream);
+    const had = this.byNode.get(id);
+    if (!had) this.byNode.set(id, stream);
+    else if (had instanceof Set) had.add(stream);
+    else this.byNode.set(id, new Set([had, stream]));
   }
 
   joined(stream: XdsStream, owner: string): void {
@@ -198,8 +199,9 @@ export class Fleet {
         }
     }
     const id = stream.node?.id;
-    const nodeSet = id === undefined ? undefined : this.byNode.get(id);
-    if (nodeSet?.delete(stream) && nodeSet.size === 0) this.byNode.delete(id!);
+    const had = id === undefined ? undefined : this.byNode.get(id);
+    if (had === stream) this.byNode.delete(id!);
+    else if (had instanceof Set && had.delete(stream) && had.size === 1) this.byNode.set(id!, had.values().next().value!);
   }
 
   /** Where every stream that counts for `owner` stands now. */
@@ -247,9 +249,9 @@ export class Fleet {
 
   /** Whether a live stream of `nodeId` was sent (or holds) `name` of `typeUrl`. */
   wasSent(nodeId: string, typeUrl: string, name: string): boolean {
-    const streams = this.byNode.get(nodeId);
-    if (!streams) return false;
-    for (const s of streams) {
+    const had = this.byNode.get(nodeId);
+    if (!had) return false;
+    for (const s of had instanceof Set ? had : [had]) {
       const st = s.types.get(typeUrl);
       if (st && (st.sent.has(name) || st.acked.has(name))) return true;
     }
@@ -276,7 +278,7 @@ export class Fleet {
 
   /** The stream no longer concerns the owner: out of the index until it joins again. */
   private leave(s: XdsStream, owner: string): void {
-    s.owners.delete(owner);
+    s.leave(owner);
     const set = this.byOwner.get(owner);
     if (set?.delete(s) && set.size === 0) this.byOwner.delete(owner);
   }

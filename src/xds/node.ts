@@ -46,10 +46,8 @@ interface RawValue {
 }
 
 function structToJson(struct: RawStruct | null | undefined): Record<string, unknown> {
-  // No prototype: a key named __proto__ is an ordinary key.
-  const out = Object.create(null) as Record<string, unknown>;
-  for (const [k, v] of Object.entries(struct?.fields ?? {})) out[k] = valueToJson(v);
-  return out;
+  // fromEntries defines own properties: a key named __proto__ stays an ordinary key.
+  return Object.fromEntries(Object.entries(struct?.fields ?? {}).map(([k, v]) => [k, valueToJson(v)]));
 }
 
 function valueToJson(v: RawValue): unknown {

@@ -134,6 +134,8 @@ function sameFragment(a: Resource, b: Resource, owner: string): boolean {
   return f !== undefined && f === b.owners[owner];
 }
 
+const NO_OWNERS: ReadonlySet<string> = new Set();
+
 let nextStreamId = 1;
 
 export abstract class XdsStream {
@@ -142,12 +144,8 @@ export abstract class XdsStream {
   node?: XdsNode;
   group = '';
   readonly types = new Map<string, TypeState>();
-  /**
-   * Owners this stream may count for: every owner of a resource it selected, was sent, or is
-   * about to ask for. A superset (an owner stays until fleet status finds the stream no longer
-   * concerned, see ownerStanding), so joining is cheap and never missed.
-   */
-  readonly owners = new Set<string>();
+  /** See `owners`; created on the first join (most streams of a fleet without owners never do). */
+  private ownerSet?: Set<string>;
   protected nonceCounter = 0;
   private blocked = false;
   /** Types to push once the transport drains, and whether that push is forced; created the
@@ -238,10 +236,24 @@ export abstract class XdsStream {
     }
   }
 
+  /**
+   * Owners this stream may count for: every owner of a resource it selected, was sent, or is
+   * about to ask for. A superset (an owner stays until fleet status finds the stream no longer
+   * concerned, see ownerStanding), so joining is cheap and never missed.
+   */
+  get owners(): ReadonlySet<string> {
+    return this.ownerSet ?? NO_OWNERS;
+  }
+
   protected join(owner: string): void {
-    if (this.owners.has(owner)) return;
-    this.owners.add(owner);
+    if (this.ownerSet?.has(owner)) return;
+    (this.ownerSet ??= new Set()).add(owner);
     this.host.joined(this, owner);
+  }
+
+  /** Fleet status found the stream no longer concerned by `owner` (it joins again if it becomes so). */
+  leave(owner: string): void {
+    this.ownerSet?.delete(owner);
   }
 
   /** Joins the owners of what a (new) subscription selects: all owners of the type for a

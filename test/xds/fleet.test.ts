@@ -285,9 +285,15 @@ describe('wasSent, groups in use and node metadata', () => {
     expect(h.fleetNode('with-metadata')?.group).toBe('envoy');
     expect(h.xds.activeGroups()).toEqual(['envoy']);
 
+    // Delta requests take another decoding path.
+    const deltaEnvoy = h.delta({ node: { id: 'delta-metadata', metadata: struct(metadata) } });
+    await subscribed(deltaEnvoy, CDS, []);
+    expect(seen).toEqual([metadata, metadata]);
+
     const grpcClient = h.sotw({ node: { id: 'plain' } });
     await subscribed(grpcClient, CDS, []);
     expect(h.xds.activeGroups()).toEqual(['envoy', 'grpc']);
+    deltaEnvoy.cancel();
     envoy.cancel();
     await eventually(() => expect(h.xds.activeGroups()).toEqual(['grpc']));
     expect(events).toEqual(['active envoy', 'active grpc', 'idle envoy']);
