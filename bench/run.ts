@@ -15,7 +15,7 @@ import { dist, medianRun, ratio, round, table } from './stats.js';
 
 const HELP = `usage: npm run bench -- [options]
   --n LIST            fan-out sizes for rollback/memory (default 1000,5000,10000)
-  --scenarios LIST    rollback,memory,storm,churn,slow,micro (default: all)
+  --scenarios LIST    rollback,memory,storm,churn,slow,micro,delta-names (default: all)
   --quick             1 repetition, 1 storm, churn 10 s (use while iterating)
   --reps K            rollback repetitions per size and server (default 9; the median run is shown)
   --workers W         load-generator processes (default 2)
@@ -37,7 +37,7 @@ const HELP = `usage: npm run bench -- [options]
 const { values: opt } = parseArgs({
   options: {
     n: { type: 'string', default: '1000,5000,10000' },
-    scenarios: { type: 'string', default: 'rollback,memory,storm,churn,slow,micro' },
+    scenarios: { type: 'string', default: 'rollback,memory,storm,churn,slow,micro,delta-names' },
     quick: { type: 'boolean', default: false },
     reps: { type: 'string' },
     workers: { type: 'string', default: '2' },
@@ -709,6 +709,23 @@ async function main(): Promise<void> {
           table(
             ['fan-out loop µs/stream', 'rollback requests µs/stream', 'decode µs/request', 'translate ms/publish', 'heap B/stream', 'sync µs/stream'],
             [[m.fanoutUsPerStream, m.ackPathUsPerStream, m.decodeUsPerRequest, m.translateMsPerPublish, m.heapBytesPerStream, m.syncUsPerStream]],
+          ),
+      );
+    }
+  }
+
+  if (scenarios.has('delta-names')) {
+    note('delta-names: what one delta request costs per resource name, in-process');
+    const out = execFileSync(process.execPath, [fileURLToPath(new URL('./delta-names.js', import.meta.url)), '1000,10000,60000'], { encoding: 'utf8' });
+    const line = out.split('\n').find((l) => l.startsWith('BENCH '));
+    if (line) {
+      const m = JSON.parse(line.slice('BENCH '.length)) as { rows: Record<string, number>[] };
+      emit(m);
+      human.push(
+        '(g) delta-names: src/xds alone, one delta stream on a fake call, median of 3 runs (flat µs/name = work linear in the request)\n' +
+          table(
+            ['names', 'unknown µs/name', 'known µs/name', 'batches of 1000 µs/name', 'ACK µs'],
+            m.rows.map((r) => [r.n!, r.unknownUsPerName!, r.knownUsPerName!, r.batchesUsPerName!, r.ackUs!]),
           ),
       );
     }

@@ -20,7 +20,6 @@ import { DEFAULT_ENVOY_LISTENER } from '../src/translate/listeners.js';
 import { Translator } from '../src/translate/translate.js';
 import { ResourceCache } from '../src/xds/cache.js';
 import { XdsServer } from '../src/xds/server.js';
-import { TypeUrl } from '../src/xds/protos.js';
 import { serviceName, serviceSpec } from './fleet.js';
 import { nowMs, serveIpc } from './ipc.js';
 import { cpuSnapshot, measureMemory, profileStart, profileStop } from './child.js';
@@ -73,7 +72,7 @@ async function churn(args: { durationMs: number; awaitAcks: boolean }) {
         reconciler!.apply({ state: desired(), services: [s.name], urgent: false });
         if (args.awaitAcks) {
           awaits++;
-          pendingWaits.push(xds.awaitConvergence(TypeUrl.RouteConfiguration, 10_000));
+          pendingWaits.push(xds.awaitOwner(s.name, { timeoutMs: 10_000 }));
         }
       };
       const first = setTimeout(() => {

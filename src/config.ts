@@ -1,4 +1,4 @@
-// Server options: command-line flags, each also from SLUICE_<NAME> (API.md).
+// Server options: command-line flags, each also from SLUICE_<NAME> (README "Run the server").
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { durationString } from './model/duration.js';
@@ -46,6 +46,12 @@ export const ConfigSchema = z.strictObject({
   metricsPublic: BoolFlag.default(false),
   /** Prometheus endpoints analysis metrics may name (`prometheus: {provider: NAME, ...}`). */
   prometheus: PrometheusProviders.default({}),
+  /** Bounds on what one xDS client may send (src/xds/limits.ts has the defaults and the rest). */
+  xdsMaxNamesPerRequest: z.coerce.number().int().min(1).optional(),
+  xdsMaxSubscribedNames: z.coerce.number().int().min(1).optional(),
+  xdsMaxNodeMetadataBytes: z.coerce.number().int().min(1).optional(),
+  xdsMaxRequestBytes: z.coerce.number().int().min(1024).optional(),
+  xdsMaxStreamsPerConnection: z.coerce.number().int().min(1).optional(),
   xdsTlsCert: z.string().optional(),
   xdsTlsKey: z.string().optional(),
   xdsTlsCa: z.string().optional(),
@@ -72,6 +78,11 @@ const FLAGS = {
   'audit-log': 'auditLog',
   'metrics-public': 'metricsPublic',
   prometheus: 'prometheus',
+  'xds-max-names-per-request': 'xdsMaxNamesPerRequest',
+  'xds-max-subscribed-names': 'xdsMaxSubscribedNames',
+  'xds-max-node-metadata-bytes': 'xdsMaxNodeMetadataBytes',
+  'xds-max-request-bytes': 'xdsMaxRequestBytes',
+  'xds-max-streams-per-connection': 'xdsMaxStreamsPerConnection',
   'xds-tls-cert': 'xdsTlsCert',
   'xds-tls-key': 'xdsTlsKey',
   'xds-tls-ca': 'xdsTlsCa',

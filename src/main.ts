@@ -71,7 +71,18 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   const audit = await AuditLog.open(config.auditLog ?? path.join(config.dataDir, 'audit.log'), log.child({ component: 'audit' }));
   const prometheus = new PrometheusProviders(config.prometheus);
   const cache = new ResourceCache(`sluice@${process.pid}`);
-  const xds = new XdsServer({ cache, log: log.child({ component: 'xds' }), groupOf: kindOf });
+  const xds = new XdsServer({
+    cache,
+    log: log.child({ component: 'xds' }),
+    groupOf: kindOf,
+    limits: {
+      maxNamesPerRequest: config.xdsMaxNamesPerRequest,
+      maxSubscribedNamesPerStream: config.xdsMaxSubscribedNames,
+      maxNodeMetadataBytes: config.xdsMaxNodeMetadataBytes,
+      maxRequestBytes: config.xdsMaxRequestBytes,
+      maxConcurrentStreamsPerConnection: config.xdsMaxStreamsPerConnection,
+    },
+  });
 
   // Desired state flows one way: writer -> reconciler (translate -> cache) -> streams.
   const translator = new Translator([
@@ -87,7 +98,13 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   state.on('change', (change) => reconciler.apply(change));
 
   const lrsIntervalMs = parseDuration(config.lrsInterval);
-  const telemetry = new Telemetry({ log: log.child({ component: 'telemetry' }), lrsIntervalMs });
+  // Load reports and Envoy stats count only for clusters the reporting node was sent.
+  const telemetry = new Telemetry({
+    log: log.child({ component: 'telemetry' }),
+    lrsIntervalMs,
+    mayReport: (node, cluster) => xds.wasSent(node, TypeUrl.Cluster, cluster),
+    maxNodeIdBytes: xds.limits.maxNodeIdBytes,
+  });
   const analyzer = new Analyzer({
     windows: telemetry.windows,
     telemetrySince: telemetry.since,
@@ -97,7 +114,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   });
   const scheduler = new RolloutScheduler({
     sink: state,
-    fleet: { awaitService: (_service, { timeoutMs }) => xds.awaitConvergence(TypeUrl.RouteConfiguration, timeoutMs) },
+    fleet: { awaitService: async (service, opts) => (await xds.awaitOwner(service, opts)).streams },
     published: (revision) => reconciler.whenPublished(revision),
     log: log.child({ component: 'rollout' }),
     analyzer,
@@ -110,14 +127,18 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     ? new WebhookNotifier({ url: config.webhookUrl, format: config.webhookFormat, secret: config.webhookSecret, log: log.child({ component: 'webhook' }) }, rollouts())
     : undefined;
   if (webhook) state.on('rollout', (r) => webhook.onChange(r));
-  const metrics = selfMetrics({ xds, cache, rollouts, telemetryReports: telemetry.reports, telemetryWindows: telemetry.windows });
+  const metrics = selfMetrics({
+    xds,
+    cache,
+    rollouts,
+    telemetryReports: telemetry.reports,
+    telemetryDropped: telemetry.dropped,
+    telemetryWindows: telemetry.windows,
+    serviceProblems: () => reconciler.serviceErrors(),
+  });
   scheduler.start();
 
-  const grpcServer = new grpc.Server({
-    'grpc.keepalive_time_ms': 30_000,
-    'grpc.keepalive_permit_without_calls': 1,
-    'grpc.max_concurrent_streams': 100_000,
-  });
+  const grpcServer = new grpc.Server(xds.grpcServerOptions());
   xds.register(grpcServer);
   telemetry.register(grpcServer);
   const xdsPort = await xds.bind(grpcServer, config.host, config.xdsPort, xdsCredentials(config));

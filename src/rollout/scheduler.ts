@@ -51,7 +51,10 @@ export interface SchedulerOptions {
   now?: () => Date;
 }
 
-const ACK_WAIT_MS = 10_000;
+/** How long one fleet wait may take before the watch looks again (e.g. for a NACK while another
+ *  node stays silent); a wait settles earlier as soon as every node of the service answered. */
+const ACK_POLL_MS = 1000;
+const WARN_EVERY_MS = 10_000;
 const RETRY_AFTER_REJECT_MS = 1000;
 const RETRY_MEASUREMENT_MS = 1000;
 
@@ -186,16 +189,18 @@ export class RolloutScheduler {
     else this.armAnalysis(r);
   }
 
-  /** Reports `fleetAcked` once the service's nodes hold the routes with the awaited weight. */
+  /** Reports `fleetAcked` once the service's nodes hold the routes with the awaited weight, and
+   *  `fleetRejected` as soon as one of them NACKs them (even while others are still silent). */
   private async watchFleet(service: string): Promise<void> {
     this.watching.add(service);
+    let warnedAt = Date.now();
     try {
       for (;;) {
         const r = this.opts.sink.state.rollouts.get(service);
         if (this.closed || !r || !isActive(r) || !r.awaitingAck) return;
         const weight = r.awaitingAck.canaryWeight;
         await this.opts.published(this.opts.sink.state.revision);
-        const nodes = await this.opts.fleet.awaitService(service, { timeoutMs: ACK_WAIT_MS, minNodes: r.spec.minNodes });
+        const nodes = await this.opts.fleet.awaitService(service, { timeoutMs: ACK_POLL_MS, minNodes: r.spec.minNodes });
         const now = this.opts.sink.state.rollouts.get(service);
         if (this.closed || !now || !isActive(now) || now.canaryWeight !== weight) continue;
         const behind = nodes.filter((n) => n.state === 'pending' || n.state === 'rejected');
@@ -204,13 +209,16 @@ export class RolloutScheduler {
           await this.act(service, { type: 'fleetAcked', canaryWeight: weight, nodes: acked }, 'fleet');
           continue;
         }
-        this.opts.log.warn({ service, weight, acked, minNodes: r.spec.minNodes, behind: behind.slice(0, 20) }, 'the service\'s nodes have not acknowledged the rollout weight yet');
         const rejected = behind.filter((n) => n.state === 'rejected');
-        if (rejected.length > 0) {
+        if (rejected.length > 0 && now.phase === 'Progressing') {
           // A NACK is a first-class signal: the schedule stops until a human decides.
           const message = rejected[0]!.message ?? 'rejected';
           await this.act(service, { type: 'fleetRejected', canaryWeight: weight, nodes: [...new Set(rejected.map((n) => n.node))], message }, 'fleet');
           await new Promise((res) => setTimeout(res, RETRY_AFTER_REJECT_MS));
+        }
+        if (Date.now() - warnedAt >= WARN_EVERY_MS) {
+          warnedAt = Date.now();
+          this.opts.log.warn({ service, weight, acked, minNodes: r.spec.minNodes, behind: behind.slice(0, 20) }, "the service's nodes have not acknowledged the rollout weight yet");
         }
       }
     } catch (err) {

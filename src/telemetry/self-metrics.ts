@@ -14,6 +14,10 @@ export interface SelfMetricsOptions {
   cache: ResourceCache;
   rollouts: () => RolloutState[];
   telemetryReports: Readonly<Record<ReportSource, number>>;
+  /** Reports refused (for clusters the node was not sent, or over the cluster bound), by reason. */
+  telemetryDropped: Readonly<Record<string, number>>;
+  /** Services not published as declared (translation failed or a name clash), with why. */
+  serviceProblems: () => ReadonlyMap<string, string>;
   telemetryWindows: WindowedStats;
 }
 
@@ -89,6 +93,26 @@ export function selfMetrics(opts: SelfMetricsOptions): Registry {
     collect() {
       this.reset();
       for (const [source, n] of Object.entries(opts.telemetryReports)) this.inc({ source }, n);
+    },
+  });
+
+  new Counter({
+    name: 'sluice_telemetry_reports_dropped_total',
+    help: 'Per-cluster load reports dropped, by reason (cluster_not_sent: the node was never sent that cluster)',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(opts.telemetryDropped)) this.inc({ reason }, n);
+    },
+  });
+
+  new Gauge({
+    name: 'sluice_services_unpublished',
+    help: 'Declared services not published as declared (their last good resources are served, or none)',
+    registers,
+    collect() {
+      this.set(opts.serviceProblems().size);
     },
   });
 

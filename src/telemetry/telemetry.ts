@@ -1,10 +1,11 @@
 // The data plane's own telemetry, as analysis reads it: receivers on the xDS gRPC port feed one
-// fleet-wide, per-cluster windowed store.
+// fleet-wide, per-cluster windowed store. Reports are untrusted: a node may report only for the
+// clusters it was sent (mayReport), so invented cluster names cost nothing.
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { CumulativeDeltas } from './envoy-stats.js';
-import { lrsMethod, serveLoadStats } from './lrs.js';
-import { metricsMethod, serveMetrics } from './metrics-service.js';
+import { loadStatsService, serveLoadStats } from './lrs.js';
+import { metricsService, serveMetrics } from './metrics-service.js';
 import type { LoadDelta, WindowOptions } from './window.js';
 import { WindowedStats } from './window.js';
 
@@ -12,14 +13,24 @@ export interface TelemetryOptions extends WindowOptions {
   log: Logger;
   /** The load reporting interval asked of clients. */
   lrsIntervalMs: number;
+  /** Whether `nodeId` may report traffic for `cluster`. Sluice passes
+   *  `(n, c) => xds.wasSent(n, TypeUrl.Cluster, c)`. Default: every report is taken. */
+  mayReport?: (nodeId: string, cluster: string) => boolean;
+  /** Longest node id accepted on a telemetry stream, in bytes (default 512, as for xDS). */
+  maxNodeIdBytes?: number;
 }
 
 export type ReportSource = 'lrs' | 'metrics_service';
+/** Why a per-cluster report was not taken: the node was never sent the cluster, or the
+ *  windows already hold as many clusters as they may (WindowOptions.maxClusters). */
+export type DropReason = 'cluster_not_sent' | 'cluster_limit';
 
 export class Telemetry {
   readonly windows: WindowedStats;
   /** Per-cluster reports received, by source (Sluice's own /metrics). */
   readonly reports: Record<ReportSource, number> = { lrs: 0, metrics_service: 0 };
+  /** Per-cluster reports dropped, by reason (one number each: no series per cluster name). */
+  readonly dropped: Record<DropReason, number> = { cluster_not_sent: 0, cluster_limit: 0 };
   /** When receiving started: windows reaching further back are incomplete. */
   readonly since = Date.now();
   private readonly deltas = new CumulativeDeltas();
@@ -30,23 +41,24 @@ export class Telemetry {
 
   register(server: grpc.Server): void {
     const log = this.opts.log;
+    const maxNodeIdBytes = this.opts.maxNodeIdBytes ?? 512;
+    const mayReport = this.opts.mayReport;
+    const accepts = (cluster: string, node: string) => {
+      if (!mayReport || mayReport(node, cluster)) return true;
+      this.dropped.cluster_not_sent++;
+      return false;
+    };
     const report = (source: ReportSource) => (cluster: string, node: string, delta: LoadDelta) => {
       this.reports[source]++;
-      this.windows.add(cluster, node, delta);
+      if (!this.windows.add(cluster, node, delta)) this.dropped.cluster_limit++;
     };
-    server.addService(
-      { StreamLoadStats: lrsMethod },
-      {
-        StreamLoadStats: (call: Parameters<typeof serveLoadStats>[0]) =>
-          serveLoadStats(call, { intervalMs: this.opts.lrsIntervalMs, report: report('lrs'), log }),
-      },
-    );
-    server.addService(
-      { StreamMetrics: metricsMethod },
-      {
-        StreamMetrics: (call: Parameters<typeof serveMetrics>[0], done: Parameters<typeof serveMetrics>[1]) =>
-          serveMetrics(call, done, { deltas: this.deltas, report: report('metrics_service'), log }),
-      },
-    );
+    server.addService(loadStatsService(), {
+      StreamLoadStats: (call: Parameters<typeof serveLoadStats>[0]) =>
+        serveLoadStats(call, { intervalMs: this.opts.lrsIntervalMs, maxNodeIdBytes, accepts, report: report('lrs'), log }),
+    });
+    server.addService(metricsService(), {
+      StreamMetrics: (call: Parameters<typeof serveMetrics>[0], done: Parameters<typeof serveMetrics>[1]) =>
+        serveMetrics(call, done, { deltas: this.deltas, maxNodeIdBytes, accepts, report: report('metrics_service'), log }),
+    });
   }
 }

@@ -37,28 +37,43 @@ export interface WindowOptions {
   resolutionMs?: number;
   /** How far back windows may reach (default 16 minutes: the longest analysis interval, plus slack). */
   retentionMs?: number;
+  /** Clusters held at most (default 10,000); reports for more are refused until some age out. */
+  maxClusters?: number;
   now?: () => number;
 }
+
+/** How often clusters that stopped reporting are looked for. */
+const SWEEP_EVERY_MS = 60_000;
 
 export class WindowedStats {
   private readonly slots = new Map<string, Slot[]>();
   private readonly resolutionMs: number;
   private readonly retentionMs: number;
+  private readonly maxClusters: number;
   private readonly now: () => number;
   private sweptAt = 0;
 
   constructor(opts: WindowOptions = {}) {
     this.resolutionMs = opts.resolutionMs ?? 250;
     this.retentionMs = opts.retentionMs ?? 16 * 60_000;
+    this.maxClusters = opts.maxClusters ?? 10_000;
     this.now = opts.now ?? Date.now;
   }
 
-  add(cluster: string, node: string, delta: LoadDelta): void {
-    if (delta.successful <= 0 && delta.errors <= 0 && !delta.latency?.size) return;
+  /** Adds a report; false when refused because the windows hold maxClusters other clusters. */
+  add(cluster: string, node: string, delta: LoadDelta): boolean {
+    if (delta.successful <= 0 && delta.errors <= 0 && !delta.latency?.size) return true;
     const now = this.now();
     const index = Math.floor(now / this.resolutionMs);
+    this.sweep(now);
     let list = this.slots.get(cluster);
-    if (!list) this.slots.set(cluster, (list = []));
+    if (!list) {
+      if (this.slots.size >= this.maxClusters) {
+        this.sweep(now, true);
+        if (this.slots.size >= this.maxClusters) return false;
+      }
+      this.slots.set(cluster, (list = []));
+    }
     // Slots are in time order; a report lands in the newest one unless the clock stepped back.
     let slot: Slot | undefined;
     for (let i = list.length - 1; i >= 0 && list[i]!.index >= index; i--) if (list[i]!.index === index) slot = list[i];
@@ -71,13 +86,22 @@ export class WindowedStats {
     slot.errors += Math.max(0, delta.errors);
     if (delta.latency?.size) mergeBuckets((slot.latency ??= new Map()), delta.latency);
     slot.nodes.add(node);
-    const oldest = Math.floor((now - this.retentionMs) / this.resolutionMs);
-    dropBefore(list, oldest);
-    // Clusters that stopped reporting (deleted versions) are swept now and then.
-    if (now - this.sweptAt > 60_000) {
-      this.sweptAt = now;
-      for (const [name, l] of this.slots) if (dropBefore(l, oldest) === 0) this.slots.delete(name);
-    }
+    dropBefore(list, this.oldestIndex(now));
+    return true;
+  }
+
+  private oldestIndex(now: number): number {
+    return Math.floor((now - this.retentionMs) / this.resolutionMs);
+  }
+
+  /** Drops clusters whose every slot is past the retention (they stopped reporting: deleted
+   *  versions, invented names). At most once a minute unless forced; reads sweep too, so a
+   *  store nobody reports to any more still empties. */
+  private sweep(now: number, force = false): void {
+    if (!force && now - this.sweptAt < SWEEP_EVERY_MS) return;
+    this.sweptAt = now;
+    const oldest = this.oldestIndex(now);
+    for (const [name, l] of this.slots) if (dropBefore(l, oldest) === 0) this.slots.delete(name);
   }
 
   /**
@@ -85,6 +109,7 @@ export class WindowedStats {
    * partition the data: nothing is counted twice or dropped.
    */
   query(cluster: string, fromMs: number, toMs: number): WindowStats {
+    this.sweep(this.now());
     const from = Math.floor(fromMs / this.resolutionMs);
     const to = Math.floor(toMs / this.resolutionMs);
     const out: WindowStats = { requests: 0, successful: 0, errors: 0, latency: new Map(), nodes: 0 };
@@ -102,6 +127,7 @@ export class WindowedStats {
   }
 
   clusters(): string[] {
+    this.sweep(this.now());
     return [...this.slots.keys()].sort();
   }
 }

@@ -1,4 +1,5 @@
-// One EDS cluster and one ClusterLoadAssignment per version of a service.
+// One EDS cluster and one ClusterLoadAssignment per version of a service, owned by the service
+// (the fleet tells a rollout which nodes hold its service by these owners).
 import { clusterName } from '../model/service.js';
 import type { NamedService, Version } from '../model/service.js';
 import { encodeMessage, TypeUrl } from '../xds/protos.js';
@@ -13,9 +14,13 @@ export function clusterResources(service: NamedService, dialect: Dialect): Resou
   for (const [version, spec] of Object.entries(service.versions)) {
     const name = clusterName(service.name, version, service);
     out.push(
-      makeResource(TypeUrl.Cluster, name, encodeMessage('envoy.config.cluster.v3.Cluster', { ...cluster(name), ...dialect.clusterExtras(spec) }), {
-        [TypeUrl.ClusterLoadAssignment]: [name],
-      }),
+      makeResource(
+        TypeUrl.Cluster,
+        name,
+        encodeMessage('envoy.config.cluster.v3.Cluster', { ...cluster(name), ...dialect.clusterExtras(spec) }),
+        { [TypeUrl.ClusterLoadAssignment]: [name] },
+        [service.name],
+      ),
     );
   }
   return out;
@@ -28,6 +33,8 @@ export function loadAssignmentResources(service: NamedService): Resource[] {
       TypeUrl.ClusterLoadAssignment,
       name,
       encodeMessage('envoy.config.endpoint.v3.ClusterLoadAssignment', loadAssignment(name, spec)),
+      {},
+      [service.name],
     );
   });
 }

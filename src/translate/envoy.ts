@@ -2,7 +2,7 @@
 // configuration with a virtual host per service, and the clusters of every version.
 import { encodeMessage, packAny, TypeUrl } from '../xds/protos.js';
 import type { Resource } from '../xds/resource.js';
-import { makeResource } from '../xds/resource.js';
+import { hashBytes, makeResource } from '../xds/resource.js';
 import { bytesField } from '../xds/wire.js';
 import type { ClientKind, ResourcesByType, ServicePart } from './client-kind.js';
 import { byType } from './client-kind.js';
@@ -56,6 +56,8 @@ const RC_VIRTUAL_HOSTS = 2;
 /** One service's share: its encoded virtual host and its clusters. */
 export interface EnvoyPart extends ServicePart {
   readonly vhost: Uint8Array;
+  /** Hash of `vhost`: the service's fragment of the shared route configuration. */
+  readonly vhostVersion: string;
   readonly routed: readonly string[];
 }
 
@@ -70,9 +72,11 @@ export class EnvoyKind implements ClientKind<EnvoyPart> {
   }
 
   part(r: Routing): EnvoyPart {
+    const vhost = encodeMessage(VIRTUAL_HOST, virtualHost(r, envoyDialect));
     return {
       service: r.service.name,
-      vhost: encodeMessage(VIRTUAL_HOST, virtualHost(r, envoyDialect)),
+      vhost,
+      vhostVersion: hashBytes(vhost),
       routed: routedClusters(r),
       resources: [...clusterResources(r.service, envoyDialect), ...loadAssignmentResources(r.service)],
     };
@@ -84,7 +88,11 @@ export class EnvoyKind implements ClientKind<EnvoyPart> {
     // already-encoded virtual hosts.
     const name = this.listenerOptions.name;
     const routeBytes = Buffer.concat([bytesField(RC_NAME, name), ...sorted.map((p) => bytesField(RC_VIRTUAL_HOSTS, p.vhost))]);
-    const route = makeResource(TypeUrl.RouteConfiguration, name, routeBytes, { [TypeUrl.Cluster]: [...new Set(sorted.flatMap((p) => p.routed))] });
+    // Every service owns its fragment of the shared route configuration: the hash of its virtual
+    // host, so a node that ACKed a version holding a service's current virtual host counts as
+    // converged for that service, whatever else changed in it.
+    const owners = Object.fromEntries(sorted.map((p) => [p.service, p.vhostVersion]));
+    const route = makeResource(TypeUrl.RouteConfiguration, name, routeBytes, { [TypeUrl.Cluster]: [...new Set(sorted.flatMap((p) => p.routed))] }, owners);
     return byType([this.listener, route, ...sorted.flatMap((p) => p.resources)]);
   }
 }

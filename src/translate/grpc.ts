@@ -47,12 +47,13 @@ export class GrpcKind implements ClientKind {
   part(r: Routing): ServicePart {
     const name = r.service.name;
     const own: Resource[] = [
-      makeResource(TypeUrl.Listener, name, encodeMessage(LISTENER, apiListener(name)), { [TypeUrl.RouteConfiguration]: [name] }),
+      makeResource(TypeUrl.Listener, name, encodeMessage(LISTENER, apiListener(name)), { [TypeUrl.RouteConfiguration]: [name] }, [name]),
       makeResource(
         TypeUrl.RouteConfiguration,
         name,
         encodeMessage(ROUTE_CONFIGURATION, { name, virtual_hosts: [virtualHost(r, grpcDialect)] }),
         { [TypeUrl.Cluster]: routedClusters(r) },
+        [name],
       ),
     ];
     return { service: name, resources: [...own, ...clusterResources(r.service, grpcDialect), ...loadAssignmentResources(r.service)] };

@@ -1,14 +1,16 @@
-// Resources by node group and type URL, and the memoized state-of-the-world "views" that
-// streams send. xDS-only: it knows nothing about services or rollouts.
+// Resources by node group and type URL, which of them carry each owner, and the memoized
+// state-of-the-world "views" that streams send. xDS-only: it knows nothing about services or
+// rollouts (an owner is an opaque key the caller attaches to resources).
 import type { Resource } from './resource.js';
 import { hashBytes } from './resource.js';
+import { ResourceSet } from './resource-set.js';
 import { Field, bytesField, concat } from './wire.js';
 
 /** What one state-of-the-world response for a type carries, minus the nonce. */
 export interface View {
   readonly typeUrl: string;
   readonly version: string;
-  readonly resources: ReadonlyMap<string, Resource>;
+  readonly resources: ResourceSet;
   /** version_info + resources + type_url + control_plane fields of a DiscoveryResponse. */
   readonly body: Buffer;
 }
@@ -16,19 +18,72 @@ export interface View {
 export const WILDCARD = '*';
 export type Selection = typeof WILDCARD | ReadonlySet<string>;
 
-export type CacheListener = (group: string, typeUrls: ReadonlySet<string>) => void;
+/** `owners`: the owners whose part of the group changed (a fragment changed, or a resource
+ *  carrying them appeared or went away) in these types. */
+export type CacheListener = (group: string, typeUrls: ReadonlySet<string>, owners: ReadonlySet<string>) => void;
 
 const EMPTY: ReadonlyMap<string, Resource> = new Map();
+const NONE: ReadonlySet<string> = new Set();
 
 /** The memo key of a selection: `*`, or the sorted names. */
 export function selectionKey(selection: Selection): string {
   return selection === WILDCARD ? WILDCARD : [...selection].sort().join('\n');
 }
 
+/** group → type URL → key → T: nested maps, so a lookup builds no key string. */
+class Nested<T> {
+  private readonly map = new Map<string, Map<string, Map<string, T>>>();
+
+  get(group: string, typeUrl: string, key: string): T | undefined {
+    return this.map.get(group)?.get(typeUrl)?.get(key);
+  }
+
+  byType(group: string, typeUrl: string): Map<string, T> | undefined {
+    return this.map.get(group)?.get(typeUrl);
+  }
+
+  set(group: string, typeUrl: string, key: string, value: T): void {
+    let byType = this.map.get(group);
+    if (!byType) this.map.set(group, (byType = new Map()));
+    let byKey = byType.get(typeUrl);
+    if (!byKey) byType.set(typeUrl, (byKey = new Map()));
+    byKey.set(key, value);
+  }
+
+  delete(group: string, typeUrl: string, key: string): void {
+    const byType = this.map.get(group);
+    const byKey = byType?.get(typeUrl);
+    if (!byKey?.delete(key) || byKey.size > 0) return;
+    byType!.delete(typeUrl);
+    if (byType!.size === 0) this.map.delete(group);
+  }
+
+  replaceType(group: string, typeUrl: string, byKey: Map<string, T> | undefined): void {
+    let byType = this.map.get(group);
+    if (!byKey || byKey.size === 0) {
+      byType?.delete(typeUrl);
+      if (byType?.size === 0) this.map.delete(group);
+      return;
+    }
+    if (!byType) this.map.set(group, (byType = new Map()));
+    byType.set(typeUrl, byKey);
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const byType of this.map.values()) for (const byKey of byType.values()) n += byKey.size;
+    return n;
+  }
+}
+
 export class ResourceCache {
   private readonly groups = new Map<string, Map<string, ReadonlyMap<string, Resource>>>();
-  /** group → type URL → selection key → view. Nested maps: a lookup builds no key string. */
-  private readonly views = new Map<string, Map<string, Map<string, View>>>();
+  /** group → type URL → owner → the resources carrying it, by name. */
+  private readonly owned = new Nested<ReadonlyMap<string, Resource>>();
+  /** group → type URL → selection key → view, for selections some stream holds (see retainView). */
+  private readonly views = new Nested<View>();
+  /** group → type URL → selection key → how many streams hold that selection. */
+  private readonly viewRefs = new Nested<number>();
   private readonly listeners = new Set<CacheListener>();
   private readonly controlPlaneField: Buffer;
   /** control_plane field for DeltaDiscoveryResponse (another field number). */
@@ -42,33 +97,40 @@ export class ResourceCache {
 
   /**
    * Replaces the complete set of resources of the given types for a group (types not named
-   * keep theirs) and tells listeners which types changed. A resource whose version did not
-   * change keeps its identity, so nothing is re-sent for it.
+   * keep theirs) and tells listeners which types changed. A resource whose version and owners
+   * did not change keeps its identity, so nothing is re-sent for it.
    */
   set(group: string, byType: Readonly<Record<string, readonly Resource[]>>): ReadonlySet<string> {
     const before = this.groups.get(group);
     // Build every type first, so a rejected set changes nothing.
     const next = new Map<string, ReadonlyMap<string, Resource>>();
+    const owners = new Set<string>();
     for (const [typeUrl, list] of Object.entries(byType)) {
       const old = before?.get(typeUrl) ?? EMPTY;
       const after = new Map<string, Resource>();
+      let changed = old.size !== list.length;
       for (const r of list) {
         if (r.typeUrl !== typeUrl) throw new Error(`resource ${r.name} is ${r.typeUrl}, not ${typeUrl}`);
         if (after.has(r.name)) throw new Error(`duplicate ${typeUrl} resource ${r.name}`);
         const kept = old.get(r.name);
-        after.set(r.name, kept && kept.version === r.version ? kept : r);
+        const same = kept !== undefined && kept.version === r.version && sameOwners(kept.owners, r.owners);
+        after.set(r.name, same ? kept : r);
+        if (!same) changed = true;
       }
-      if (!sameVersions(old, after)) next.set(typeUrl, after);
+      if (!changed) continue;
+      next.set(typeUrl, after);
+      changedOwners(old, after, owners);
     }
-    if (next.size === 0) return new Set();
+    if (next.size === 0) return NONE;
     let types = before;
     if (!types) this.groups.set(group, (types = new Map()));
     for (const [typeUrl, after] of next) {
       types.set(typeUrl, after);
-      this.views.get(group)?.delete(typeUrl);
+      this.views.replaceType(group, typeUrl, undefined);
+      this.owned.replaceType(group, typeUrl, byOwner(after));
     }
     const changed = new Set(next.keys());
-    for (const l of this.listeners) l(group, changed);
+    for (const l of this.listeners) l(group, changed, owners);
     return changed;
   }
 
@@ -76,20 +138,28 @@ export class ResourceCache {
     return this.groups.get(group)?.get(typeUrl) ?? EMPTY;
   }
 
+  /** The resources of a type that carry `owner` in a group, by name. */
+  ownedBy(group: string, typeUrl: string, owner: string): ReadonlyMap<string, Resource> | undefined {
+    return this.owned.get(group, typeUrl, owner);
+  }
+
+  /** Every owner some resource of the type carries in a group. */
+  owners(group: string, typeUrl: string): Iterable<string> {
+    return this.owned.byType(group, typeUrl)?.keys() ?? NONE;
+  }
+
   groupNames(): string[] {
     return [...this.groups.keys()];
   }
 
   /**
-   * The response for a wildcard or named subscription, memoized until the type changes.
+   * The response for a wildcard or named subscription. Memoized until the type changes while
+   * some stream holds the selection (retainView), so a fan-out builds it once; selections
+   * nobody holds (a Fetch, a client gone) are built on demand and not kept.
    * `key` is `selectionKey(selection)` when the caller keeps it (streams do, so a push sorts nothing).
    */
   view(group: string, typeUrl: string, selection: Selection, key = selectionKey(selection)): View {
-    let byType = this.views.get(group);
-    if (!byType) this.views.set(group, (byType = new Map()));
-    let memo = byType.get(typeUrl);
-    if (!memo) byType.set(typeUrl, (memo = new Map()));
-    let view = memo.get(key);
+    let view = this.views.get(group, typeUrl, key);
     if (!view) {
       const all = this.resources(group, typeUrl);
       let picked: Resource[];
@@ -102,16 +172,34 @@ export class ResourceCache {
         }
       }
       view = this.compose(typeUrl, picked);
-      memo.set(key, view);
+      if (this.viewRefs.get(group, typeUrl, key)) this.views.set(group, typeUrl, key, view);
     }
     return view;
+  }
+
+  /** A stream subscribes with this selection: its view stays memoized until released. */
+  retainView(group: string, typeUrl: string, key: string): void {
+    this.viewRefs.set(group, typeUrl, key, (this.viewRefs.get(group, typeUrl, key) ?? 0) + 1);
+  }
+
+  /** The stream changed its selection or went away: the last holder drops the memoized view. */
+  releaseView(group: string, typeUrl: string, key: string): void {
+    const n = (this.viewRefs.get(group, typeUrl, key) ?? 0) - 1;
+    if (n > 0) return this.viewRefs.set(group, typeUrl, key, n);
+    this.viewRefs.delete(group, typeUrl, key);
+    this.views.delete(group, typeUrl, key);
+  }
+
+  /** How many views are memoized (and how many selections are held): both follow the streams. */
+  memoStats(): { views: number; selections: number } {
+    return { views: this.views.size, selections: this.viewRefs.size };
   }
 
   /** Builds a view from an explicit list (used when a stream must keep extra resources). */
   compose(typeUrl: string, list: readonly Resource[]): View {
     const sorted = [...list].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const version = hashBytes(typeUrl, ...sorted.map((r) => `\n${r.name}\0${r.version}`));
-    const resources = new Map(sorted.map((r) => [r.name, r] as const));
+    const resources = new ResourceSet(sorted.map((r) => [r.name, r] as const));
     const body = concat([
       bytesField(Field.response.versionInfo, version),
       ...sorted.map((r) => r.sotwField),
@@ -127,8 +215,32 @@ export class ResourceCache {
   }
 }
 
-function sameVersions(a: ReadonlyMap<string, Resource>, b: ReadonlyMap<string, Resource>): boolean {
-  if (a.size !== b.size) return false;
-  for (const [name, r] of a) if (b.get(name)?.version !== r.version) return false;
+function sameOwners(a: Resource['owners'], b: Resource['owners']): boolean {
+  if (a === b) return true;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) if (a[k] !== b[k]) return false;
   return true;
+}
+
+/** Adds to `out` every owner whose fragment differs between two versions of a type. */
+function changedOwners(before: ReadonlyMap<string, Resource>, after: ReadonlyMap<string, Resource>, out: Set<string>): void {
+  for (const [name, r] of after) {
+    const old = before.get(name);
+    if (old === r) continue;
+    for (const o in r.owners) if (old?.owners[o] !== r.owners[o]) out.add(o);
+    if (old) for (const o in old.owners) if (!(o in r.owners)) out.add(o);
+  }
+  for (const [name, old] of before) if (!after.has(name)) for (const o in old.owners) out.add(o);
+}
+
+function byOwner(resources: ReadonlyMap<string, Resource>): Map<string, ReadonlyMap<string, Resource>> {
+  const out = new Map<string, Map<string, Resource>>();
+  for (const r of resources.values())
+    for (const o in r.owners) {
+      let names = out.get(o);
+      if (!names) out.set(o, (names = new Map()));
+      names.set(r.name, r);
+    }
+  return out;
 }

@@ -18,29 +18,49 @@ export interface RawNode {
   user_agent_version?: string;
   user_agent_build_version?: { version?: { major_number?: number; minor_number?: number; patch?: number } };
   client_features?: string[];
-  metadata?: { fields?: Record<string, RawValue> };
-}
-interface RawValue {
-  null_value?: unknown;
-  number_value?: number;
-  string_value?: string;
-  bool_value?: boolean;
-  struct_value?: { fields?: Record<string, RawValue> };
-  list_value?: { values?: RawValue[] };
+  metadata?: RawStruct | null;
+  /** Bytes of the encoded node and of its metadata, set by the request decoder (requests.ts). */
+  encoded_size?: number;
+  metadata_size?: number;
 }
 
-function structToJson(fields: Record<string, RawValue> = {}): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) out[k] = valueToJson(v);
-  return out;
+// protobufjs' built-in google.protobuf.Struct/Value (used because no struct.proto is on the
+// include path) has camelCase fields even when the rest is loaded with keepCase; a Struct
+// loaded from a .proto file with keepCase would be snake_case. Both are read.
+interface RawStruct {
+  fields?: Record<string, RawValue> | null;
+}
+interface RawValue {
+  nullValue?: unknown;
+  numberValue?: number | null;
+  stringValue?: string | null;
+  boolValue?: boolean | null;
+  structValue?: RawStruct | null;
+  listValue?: { values?: RawValue[] | null } | null;
+  null_value?: unknown;
+  number_value?: number | null;
+  string_value?: string | null;
+  bool_value?: boolean | null;
+  struct_value?: RawStruct | null;
+  list_value?: { values?: RawValue[] | null } | null;
+}
+
+function structToJson(struct: RawStruct | null | undefined): Record<string, unknown> {
+  // fromEntries defines own properties: a key named __proto__ stays an ordinary key.
+  return Object.fromEntries(Object.entries(struct?.fields ?? {}).map(([k, v]) => [k, valueToJson(v)]));
 }
 
 function valueToJson(v: RawValue): unknown {
-  if (v.string_value !== undefined && v.string_value !== null) return v.string_value;
-  if (v.number_value !== undefined && v.number_value !== null) return v.number_value;
-  if (v.bool_value !== undefined && v.bool_value !== null) return v.bool_value;
-  if (v.struct_value) return structToJson(v.struct_value.fields);
-  if (v.list_value) return (v.list_value.values ?? []).map(valueToJson);
+  const string = v.stringValue ?? v.string_value;
+  if (string !== undefined && string !== null) return string;
+  const number = v.numberValue ?? v.number_value;
+  if (number !== undefined && number !== null) return number;
+  const bool = v.boolValue ?? v.bool_value;
+  if (bool !== undefined && bool !== null) return bool;
+  const struct = v.structValue ?? v.struct_value;
+  if (struct) return structToJson(struct);
+  const list = v.listValue ?? v.list_value;
+  if (list) return (list.values ?? []).map(valueToJson);
   return null;
 }
 
@@ -53,7 +73,7 @@ export function nodeFromRequest(raw: RawNode): XdsNode {
     userAgentVersion:
       raw.user_agent_version || (build ? `${build.major_number ?? 0}.${build.minor_number ?? 0}.${build.patch ?? 0}` : ''),
     clientFeatures: raw.client_features ?? [],
-    metadata: structToJson(raw.metadata?.fields),
+    metadata: structToJson(raw.metadata),
   };
 }
 

@@ -23,16 +23,8 @@ function findProtoDir(): string {
 export const PROTO_DIR = findProtoDir();
 // google/protobuf/descriptor.proto etc. ship with protobufjs; the common ones are built in.
 const PROTOBUFJS_DIR = path.dirname(createRequire(import.meta.url).resolve('protobufjs/package.json'));
-const INCLUDE_DIRS = [
-  ...[
-    'envoy-api',
-    'xds',
-    'googleapis',
-    'protoc-gen-validate',
-    'prometheus',
-    'opentelemetry',
-    'cel-spec',
-  ].map((d) => path.join(PROTO_DIR, d)),
+export const INCLUDE_DIRS = [
+  ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate', 'prometheus', 'opentelemetry', 'cel-spec'].map((d) => path.join(PROTO_DIR, d)),
   PROTOBUFJS_DIR,
 ];
 

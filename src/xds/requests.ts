@@ -3,6 +3,8 @@
 // on the first request of a stream —, error_detail, resource locators) go through protobufjs.
 // The result is the same plain object protobufjs' `toObject` gives (snake_case, defaults filled
 // in), so the streams see no difference; anything unusual is decoded by protobufjs itself.
+import protobuf from 'protobufjs';
+import type { RawNode } from './node.js';
 import { messageType, TypeUrl } from './protos.js';
 import type { DiscoveryRequest } from './sotw-stream.js';
 import type { DeltaDiscoveryRequest } from './delta-stream.js';
@@ -77,7 +79,7 @@ function fastDecode(buf: Buffer): (DiscoveryRequest & { resource_locators: unkno
         version_info = buf.toString('utf8', pos, end);
         break;
       case 2:
-        node = nestedAt(NODE, buf, pos, end) as DiscoveryRequest['node'];
+        node = decodeNode(buf, pos, end);
         break;
       case 3:
         resource_names.push(buf.toString('utf8', pos, end));
@@ -100,6 +102,44 @@ function fastDecode(buf: Buffer): (DiscoveryRequest & { resource_locators: unkno
   return { version_info, node, resource_names, resource_locators, type_url, response_nonce, error_detail };
 }
 
+/** Node field numbers: in DiscoveryRequest, in DeltaDiscoveryRequest, and metadata in Node. */
+const NODE_FIELD = { sotw: 2, delta: 1, metadata: 3 } as const;
+
+/** The node with its encoded size and its metadata's, which the stream bounds (limits.ts).
+ *  Sizes are read off the wire: a decoded Struct says nothing of what it cost to send. */
+function decodeNode(buf: Buffer, start: number, end: number): RawNode {
+  const node = nestedAt(NODE, buf, start, end) as RawNode;
+  node.encoded_size = end - start;
+  node.metadata_size = spans(buf, start, end, NODE_FIELD.metadata).reduce((n, [s, e]) => n + (e - s), 0);
+  return node;
+}
+
+/** [start, end) of each occurrence of a length-delimited field among the fields in [start, end). */
+function spans(buf: Uint8Array, start: number, end: number, field: number): [number, number][] {
+  const reader = protobuf.Reader.create(buf.subarray(start, end));
+  const out: [number, number][] = [];
+  while (reader.pos < reader.len) {
+    const tag = reader.uint32();
+    if (tag >>> 3 === field && (tag & 7) === 2) {
+      const len = reader.uint32();
+      out.push([start + reader.pos, start + reader.pos + len]);
+      reader.skip(len);
+    } else reader.skipType(tag & 7);
+  }
+  return out;
+}
+
+/** The decoded node of a request decoded whole by protobufjs, measured like decodeNode. */
+function measureNode(req: { node?: RawNode | null }, buf: Uint8Array, field: number): void {
+  if (!req.node) return;
+  // Several occurrences of a message field merge: measure them all.
+  const found = spans(buf, 0, buf.length, field);
+  req.node.encoded_size = found.reduce((n, [s, e]) => n + (e - s), 0);
+  req.node.metadata_size = 0;
+  for (const [s, e] of found)
+    for (const [ms, me] of spans(buf, s, e, NODE_FIELD.metadata)) req.node.metadata_size += me - ms;
+}
+
 function nestedAt(typeName: string, buf: Buffer, start: number, end: number): Record<string, unknown> {
   const t = messageType(typeName);
   return t.toObject(t.decode(buf.subarray(start, end)), toObjectOptions);
@@ -116,11 +156,15 @@ export function decodeDiscoveryRequest(buf: Uint8Array): DiscoveryRequest & { re
 /** Anything the fast path does not take is decoded by protobufjs itself. */
 function slowDecodeDiscoveryRequest(buf: Uint8Array): DiscoveryRequest & { resource_locators: unknown[] } {
   const t = messageType('envoy.service.discovery.v3.DiscoveryRequest');
-  return t.toObject(t.decode(buf), toObjectOptions) as DiscoveryRequest & { resource_locators: unknown[] };
+  const req = t.toObject(t.decode(buf), toObjectOptions) as DiscoveryRequest & { resource_locators: unknown[] };
+  measureNode(req, buf, NODE_FIELD.sotw);
+  return req;
 }
 
 /** Delta requests are fewer (one per changed batch, not per poll): protobufjs decodes them. */
 export function decodeDeltaDiscoveryRequest(buf: Uint8Array): DeltaDiscoveryRequest {
   const t = messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
-  return t.toObject(t.decode(buf), toObjectOptions) as DeltaDiscoveryRequest;
+  const req = t.toObject(t.decode(buf), toObjectOptions) as DeltaDiscoveryRequest;
+  measureNode(req, buf, NODE_FIELD.delta);
+  return req;
 }

@@ -16,7 +16,19 @@ export interface Resource {
   /** Names of resources of other types this one points at, by type URL. A client must keep
    *  those while it holds this resource (make-before-break). */
   readonly refs: Readonly<Record<string, readonly string[]>>;
+  /** Owner key (opaque here; Sluice uses service names) → fragment version: a hash of that
+   *  owner's part of the resource. Fleet status answers per owner: a client holds an owner's
+   *  current state when the version it ACKed carries the owner's current fragment. */
+  readonly owners: Owners;
 }
+
+export type Owners = Readonly<Record<string, string>>;
+
+/** Who owns a resource: owner → fragment version, or a list of owners whose fragment is the
+ *  whole resource's version (right for a resource only they contribute to). */
+export type OwnersSpec = Owners | readonly string[];
+
+const NO_OWNERS: Owners = Object.freeze(Object.create(null) as Record<string, string>);
 
 export function hashBytes(...parts: (Uint8Array | string)[]): string {
   const h = createHash('sha256');
@@ -42,13 +54,14 @@ export function makeResource(
   name: string,
   message: Uint8Array,
   refs: Readonly<Record<string, readonly string[]>> = {},
+  owners: OwnersSpec = NO_OWNERS,
 ): Resource {
   let byName = memo.get(typeUrl);
   const recent = byName?.get(name);
   if (recent)
     for (let i = 0; i < recent.length; i++) {
       const prev = recent[i]!;
-      if (!holds(prev.any, typeUrl, message) || !sameRefs(prev.refs, refs)) continue;
+      if (!holds(prev.any, typeUrl, message) || !sameRefs(prev.refs, refs) || !sameOwners(prev, owners)) continue;
       if (i > 0) recent.unshift(...recent.splice(i, 1)); // most recently used first
       return prev;
     }
@@ -67,6 +80,7 @@ export function makeResource(
     sotwField: bytesField(Field.response.resources, any),
     deltaField: bytesField(Field.deltaResponse.resources, deltaBody),
     refs,
+    owners: ownersOf(owners, version),
   };
   if (memoSize >= MEMO_MAX) {
     // Plenty of names, most no longer published: start afresh.
@@ -106,3 +120,32 @@ function sameRefs(a: Readonly<Record<string, readonly string[]>>, b: Readonly<Re
   }
   return true;
 }
+
+function ownersOf(spec: OwnersSpec, version: string): Owners {
+  const entries: [string, string][] = Array.isArray(spec)
+    ? (spec as readonly string[]).map((o) => [o, version])
+    : Object.entries(spec as Owners);
+  if (entries.length === 0) return NO_OWNERS;
+  for (const [owner, fragment] of entries) {
+    if (typeof owner !== 'string' || owner === '') throw new Error('an owner key must be a non-empty string');
+    if (typeof fragment !== 'string' || fragment === '') throw new Error(`owner ${owner}: the fragment version must be a non-empty string`);
+  }
+  // No prototype: an owner named like an Object method ('constructor') must read as absent.
+  return Object.freeze(Object.assign(Object.create(null) as Record<string, string>, Object.fromEntries(entries)));
+}
+
+/** Whether `prev` was made with owners equal to `spec` (a list means fragment = version). */
+function sameOwners(prev: Resource, spec: OwnersSpec): boolean {
+  const have = prev.owners;
+  if (Array.isArray(spec)) {
+    const list = spec as readonly string[];
+    if (Object.keys(have).length !== new Set(list).size) return false;
+    for (const o of list) if (have[o] !== prev.version) return false;
+    return true;
+  }
+  const want = spec as Owners;
+  if (have === want) return true;
+  for (const k of Object.keys(want)) if (have[k] !== want[k]) return false;
+  return Object.keys(have).length === Object.keys(want).length;
+}
+

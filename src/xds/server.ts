@@ -5,58 +5,32 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { ResourceCache } from './cache.js';
 import { WILDCARD } from './cache.js';
+import type { AwaitOwnerOptions, OwnerStatus, OwnerWaitResult } from './fleet.js';
+import { Fleet } from './fleet.js';
+import type { XdsLimits } from './limits.js';
+import { checkNode, checkRequestNames, grpcServerOptions, resolveLimits } from './limits.js';
 import type { XdsNode } from './node.js';
 import { TypeUrl } from './protos.js';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './requests.js';
 import type { DeltaDiscoveryRequest } from './delta-stream.js';
 import { DeltaStream } from './delta-stream.js';
+import type { ServiceName } from './services.js';
+import { methodsOf, Service, serviceDefinition } from './services.js';
 import type { DiscoveryRequest } from './sotw-stream.js';
 import { SotwStream } from './sotw-stream.js';
-import type { Convergence, Nack, StreamHost, TypeStatus } from './stream.js';
+import type { Nack, StreamHost, TypeStatus } from './stream.js';
 import { ProtocolError, XdsStream } from './stream.js';
 import { Field, bytesField } from './wire.js';
 import { nodeFromRequest } from './node.js';
 
-const REQ = 'envoy.service.discovery.v3.DiscoveryRequest';
-const DELTA_REQ = 'envoy.service.discovery.v3.DeltaDiscoveryRequest';
-
-/** Requests are decoded by hand (requests.ts): every ACK is one, and protobufjs' toObject was
- *  the largest cost of handling it. The objects are the same as toObject gave. */
-const DECODERS: Record<string, (buf: Buffer) => unknown> = {
-  [REQ]: decodeDiscoveryRequest,
-  [DELTA_REQ]: decodeDeltaDiscoveryRequest,
-};
-
-function decoder<T>(typeName: string): (buf: Buffer) => T {
-  const decode = DECODERS[typeName];
-  if (!decode) throw new Error(`no decoder for ${typeName}`);
-  return decode as (buf: Buffer) => T;
-}
-const identity = (b: Buffer) => b;
-
-function bidi<Req>(service: string, method: string, requestType: string): grpc.MethodDefinition<Req, Buffer> {
-  return {
-    path: `/${service}/${method}`,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: () => Buffer.alloc(0), // server side: never used
-    requestDeserialize: decoder<Req>(requestType),
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  };
-}
-
-function unary<Req>(service: string, method: string, requestType: string): grpc.MethodDefinition<Req, Buffer> {
-  return { ...bidi<Req>(service, method, requestType), requestStream: false, responseStream: false };
-}
-
-/** Per-type discovery services: package, name stem and the one type they serve. */
-const PER_TYPE = [
-  { service: 'envoy.service.listener.v3.ListenerDiscoveryService', stem: 'Listeners', typeUrl: TypeUrl.Listener },
-  { service: 'envoy.service.route.v3.RouteDiscoveryService', stem: 'Routes', typeUrl: TypeUrl.RouteConfiguration },
-  { service: 'envoy.service.cluster.v3.ClusterDiscoveryService', stem: 'Clusters', typeUrl: TypeUrl.Cluster },
-  { service: 'envoy.service.endpoint.v3.EndpointDiscoveryService', stem: 'Endpoints', typeUrl: TypeUrl.ClusterLoadAssignment },
-] as const;
+/** The discovery services and the one type each serves (ADS: every type). */
+const DISCOVERY: readonly { service: ServiceName; typeUrl?: string }[] = [
+  { service: Service.ads },
+  { service: Service.listeners, typeUrl: TypeUrl.Listener },
+  { service: Service.routes, typeUrl: TypeUrl.RouteConfiguration },
+  { service: Service.clusters, typeUrl: TypeUrl.Cluster },
+  { service: Service.endpoints, typeUrl: TypeUrl.ClusterLoadAssignment },
+];
 
 export interface NodeStatus {
   id: string;
@@ -69,27 +43,13 @@ export interface NodeStatus {
   types: Record<string, Omit<TypeStatus, 'typeUrl'>>;
 }
 
-export interface NodeConvergence {
-  node: string;
-  stream: number;
-  state: Convergence | 'disconnected';
-  /** Milliseconds from the start of the wait until the node acknowledged. */
-  ms: number | null;
-  message?: string;
-}
-
-/** One running awaitConvergence: the streams it still waits for, and what to do on news. */
-interface ConvergenceWait {
-  readonly waiting: ReadonlySet<XdsStream>;
-  onEvent(stream: XdsStream): void;
-  onGone(stream: XdsStream): void;
-}
-
 export interface XdsServerOptions {
   cache: ResourceCache;
   log: Logger;
   /** Which group of the cache a node is served from (e.g. Envoy vs proxyless gRPC). */
   groupOf: (node: XdsNode) => string;
+  /** Bounds on untrusted input; each unset one takes its default (limits.ts, DEFAULT_LIMITS). */
+  limits?: Partial<XdsLimits>;
 }
 
 export interface XdsServerEvents {
@@ -97,16 +57,20 @@ export interface XdsServerEvents {
   nack: [stream: XdsStream, typeUrl: string, nack: Nack];
   connect: [stream: XdsStream];
   disconnect: [stream: XdsStream];
+  /** The first stream of a cache group attached (the group is in use). */
+  groupActive: [group: string];
+  /** The last stream of a cache group went away. */
+  groupIdle: [group: string];
 }
 
 export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHost {
   readonly cache: ResourceCache;
   readonly log: Logger;
   readonly groupOf: (node: XdsNode) => string;
+  readonly limits: Readonly<XdsLimits>;
+  private readonly fleetIndex = new Fleet();
   private readonly streams = new Set<XdsStream>();
   private readonly attachedStreams = new Set<XdsStream>();
-  /** Running awaitConvergence calls. */
-  private readonly waits = new Set<ConvergenceWait>();
   /** Attached streams by cache group: a change to one group visits only its streams. */
   private readonly streamsByGroup = new Map<string, Set<XdsStream>>();
   private server?: grpc.Server;
@@ -117,39 +81,37 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
     this.cache = opts.cache;
     this.log = opts.log;
     this.groupOf = opts.groupOf;
-    this.cache.onChange((group, types) => {
+    this.limits = resolveLimits(opts.limits);
+    this.cache.onChange((group, types, owners) => {
       const streams = this.streamsByGroup.get(group);
-      if (streams) for (const s of streams) s.onCacheChange(group, types);
+      if (streams) for (const s of streams) s.onCacheChange(group, types, owners);
+      if (owners.size > 0) this.fleetIndex.cacheChanged(owners);
     });
   }
 
-  /** Adds ADS and the per-type services to a gRPC server (telemetry services may share it). */
+  /** Options for the grpc-js Server carrying these services (main.ts builds its own server). */
+  grpcServerOptions(): Record<string, number> {
+    return grpcServerOptions(this.limits);
+  }
+
+  /** Adds ADS and the per-type services to a gRPC server (telemetry services may share it).
+   *  Method definitions come from the protos (services.ts); requests are decoded by hand. */
   register(server: grpc.Server): void {
-    const ads = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
-    server.addService(
-      {
-        StreamAggregatedResources: bidi<DiscoveryRequest>(ads, 'StreamAggregatedResources', REQ),
-        DeltaAggregatedResources: bidi<DeltaDiscoveryRequest>(ads, 'DeltaAggregatedResources', DELTA_REQ),
-      },
-      {
-        StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) => this.serveSotw(call),
-        DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) => this.serveDelta(call),
-      },
-    );
-    for (const { service, stem, typeUrl } of PER_TYPE) {
-      server.addService(
-        {
-          [`Stream${stem}`]: bidi<DiscoveryRequest>(service, `Stream${stem}`, REQ),
-          [`Delta${stem}`]: bidi<DeltaDiscoveryRequest>(service, `Delta${stem}`, DELTA_REQ),
-          [`Fetch${stem}`]: unary<DiscoveryRequest>(service, `Fetch${stem}`, REQ),
-        },
-        {
-          [`Stream${stem}`]: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) => this.serveSotw(call, typeUrl),
-          [`Delta${stem}`]: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) => this.serveDelta(call, typeUrl),
-          [`Fetch${stem}`]: (call: grpc.ServerUnaryCall<DiscoveryRequest, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
-            this.fetch(call.request, typeUrl, cb),
-        },
-      );
+    for (const { service, typeUrl } of DISCOVERY) {
+      const decoders: Record<string, (buf: Buffer) => unknown> = {};
+      const handlers: grpc.UntypedServiceImplementation = {};
+      for (const { name, definition, requestType } of methodsOf(service)) {
+        const delta = requestType === 'DeltaDiscoveryRequest';
+        if (!delta && requestType !== 'DiscoveryRequest') throw new Error(`${service}/${name}: unexpected request ${requestType}`);
+        decoders[name] = delta ? decodeDeltaDiscoveryRequest : decodeDiscoveryRequest;
+        if (!definition.requestStream)
+          handlers[name] = (call: grpc.ServerUnaryCall<DiscoveryRequest, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
+            this.fetch(call.request, typeUrl!, cb);
+        else if (delta)
+          handlers[name] = (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) => this.serveDelta(call, typeUrl);
+        else handlers[name] = (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) => this.serveSotw(call, typeUrl);
+      }
+      server.addService(serviceDefinition(service, decoders), handlers);
     }
   }
 
@@ -174,10 +136,15 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
       stream.close();
       this.streams.delete(stream);
       if (this.attachedStreams.delete(stream)) {
-        this.streamsByGroup.get(stream.group)?.delete(stream);
+        const group = this.streamsByGroup.get(stream.group);
+        group?.delete(stream);
+        this.fleetIndex.detached(stream);
         this.log.info({ node: stream.node?.id, stream: stream.id, err: err?.message }, 'xds stream closed');
         this.emit('disconnect', stream);
-        for (const w of this.waits) w.onGone(stream);
+        if (group?.size === 0) {
+          this.streamsByGroup.delete(stream.group);
+          this.emit('groupIdle', stream.group);
+        }
       }
     };
     call.on('data', (req: Req) => {
@@ -202,8 +169,15 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
 
   private fetch(req: DiscoveryRequest, typeUrl: string, cb: grpc.sendUnaryData<Buffer>): void {
     if (!req.node?.id) return cb({ code: grpc.status.INVALID_ARGUMENT, details: 'node.id is required' });
-    const group = this.groupOf(nodeFromRequest(req.node));
     const names = req.resource_names ?? [];
+    try {
+      checkNode(req.node, this.limits);
+      checkRequestNames([names], this.limits);
+    } catch (err) {
+      if (err instanceof ProtocolError) return cb({ code: err.code, details: err.message });
+      throw err;
+    }
+    const group = this.groupOf(nodeFromRequest(req.node));
     const view = this.cache.view(group, typeUrl, names.length === 0 || names.includes('*') ? WILDCARD : new Set(names));
     if (req.version_info && req.version_info === view.version)
       return cb({ code: grpc.status.UNAVAILABLE, details: 'not modified' });
@@ -213,32 +187,57 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
   // StreamHost
   attached(stream: XdsStream): void {
     this.attachedStreams.add(stream);
+    this.fleetIndex.attached(stream);
     let group = this.streamsByGroup.get(stream.group);
+    const first = !group;
     if (!group) this.streamsByGroup.set(stream.group, (group = new Set()));
     group.add(stream);
     this.log.info(
       { node: stream.node?.id, cluster: stream.node?.cluster, userAgent: stream.node?.userAgentName, group: stream.group, flavour: stream.flavour, stream: stream.id },
       'xds stream opened',
     );
+    if (first) this.emit('groupActive', stream.group);
     this.emit('connect', stream);
+  }
+
+  joined(stream: XdsStream, owner: string): void {
+    this.fleetIndex.joined(stream, owner);
   }
 
   acked(stream: XdsStream, typeUrl: string, version: string): void {
     this.emit('ack', stream, typeUrl, version);
-    this.notifyWaits(stream);
-  }
-
-  /** An ACK or NACK may settle convergence waits: one loop over the waits (each a Set lookup),
-   *  where one event listener per wait cost an emitter array copy and a call per wait. */
-  private notifyWaits(stream: XdsStream): void {
-    if (this.waits.size === 0) return;
-    for (const w of this.waits) if (w.waiting.has(stream)) w.onEvent(stream);
+    this.fleetIndex.answered(stream);
   }
 
   nacked(stream: XdsStream, typeUrl: string, nack: Nack): void {
     this.log.warn({ node: stream.node?.id, typeUrl, version: nack.version, message: nack.message }, 'xds NACK');
     this.emit('nack', stream, typeUrl, nack);
-    this.notifyWaits(stream);
+    this.fleetIndex.answered(stream);
+  }
+
+  /** Where each stream that counts for `owner` stands now (see Fleet). */
+  ownerStatus(owner: string): OwnerStatus {
+    return this.fleetIndex.status(owner);
+  }
+
+  /** Waits until no stream of `owner` is pending (and minNodes nodes acked), or the timeout. */
+  awaitOwner(owner: string, opts: AwaitOwnerOptions): Promise<OwnerWaitResult> {
+    return this.fleetIndex.awaitOwner(owner, opts);
+  }
+
+  /** Whether a live stream of `nodeId` was sent (or holds) `name` of `typeUrl`. */
+  wasSent(nodeId: string, typeUrl: string, name: string): boolean {
+    return this.fleetIndex.wasSent(nodeId, typeUrl, name);
+  }
+
+  /** Sizes of the fleet indexes (for /metrics; they return to zero with the streams). */
+  fleetIndexStats(): { ownerEntries: number; nodes: number; waits: number } {
+    return this.fleetIndex.stats();
+  }
+
+  /** Cache groups with at least one attached stream. */
+  activeGroups(): string[] {
+    return [...this.streamsByGroup.keys()].sort();
   }
 
   /** Every connected node (several streams of one node id are merged). */
@@ -271,64 +270,8 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
     return this.attachedStreams.size;
   }
 
-  /**
-   * Waits until every stream connected now holds (ACKed) the current version of `typeUrl`,
-   * or rejected it, or the timeout passes; reports each stream.
-   */
-  async awaitConvergence(typeUrl: string, timeoutMs: number): Promise<NodeConvergence[]> {
-    const started = performance.now();
-    const results = new Map<XdsStream, NodeConvergence>();
-    const waiting = new Set<XdsStream>();
-    const check = (s: XdsStream) => {
-      const state = s.convergence(typeUrl);
-      if (state === 'pending') return;
-      const nack = s.types.get(typeUrl)?.lastNack;
-      results.set(s, {
-        node: s.node!.id,
-        stream: s.id,
-        state,
-        ms: Math.round(performance.now() - started),
-        ...(state === 'rejected' && nack ? { message: nack.message } : {}),
-      });
-      waiting.delete(s);
-    };
-    for (const s of this.attachedStreams) {
-      waiting.add(s);
-      check(s);
-    }
-    if (waiting.size > 0) {
-      await new Promise<void>((resolve) => {
-        const wait: ConvergenceWait = {
-          waiting,
-          onEvent: (s) => {
-            check(s);
-            if (waiting.size === 0) done();
-          },
-          onGone: (s) => {
-            if (!waiting.delete(s)) return;
-            results.set(s, { node: s.node!.id, stream: s.id, state: 'disconnected', ms: null });
-            if (waiting.size === 0) done();
-          },
-        };
-        const timer = setTimeout(() => done(), timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          this.waits.delete(wait);
-          resolve();
-        };
-        this.waits.add(wait);
-      });
-    }
-    for (const s of waiting) results.set(s, { node: s.node!.id, stream: s.id, state: 'pending', ms: null });
-    return [...results.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : a.stream - b.stream));
-  }
-
   async listen(host: string, port: number, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
-    const server = new grpc.Server({
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.keepalive_permit_without_calls': 1,
-      'grpc.max_concurrent_streams': 100_000,
-    });
+    const server = new grpc.Server(this.grpcServerOptions());
     this.register(server);
     this.server = server;
     return this.bind(server, host, port, credentials);

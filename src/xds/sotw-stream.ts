@@ -1,11 +1,11 @@
 // State-of-the-world xDS on one stream (ADS or a per-type service).
 import type { View } from './cache.js';
 import { WILDCARD } from './cache.js';
+import { checkRequestNames } from './limits.js';
 import type { RawNode } from './node.js';
 import { TypeUrl } from './protos.js';
 import type { Resource } from './resource.js';
 import { Field, appendStringField } from './wire.js';
-import type { Convergence } from './stream.js';
 import { TypeState, XdsStream } from './stream.js';
 
 export interface DiscoveryRequest {
@@ -17,23 +17,51 @@ export interface DiscoveryRequest {
   error_detail?: { code?: number; message?: string } | null;
 }
 
+/** Per-type state plus the memoized selection this stream holds in the cache. */
+class SotwTypeState extends TypeState {
+  /** The selection key retained in the cache for this stream ('' before the first request). */
+  retainedKey = '';
+}
+
 export class SotwStream extends XdsStream {
   readonly flavour = 'sotw' as const;
+  declare readonly types: Map<string, SotwTypeState>;
 
   /** Handles one DiscoveryRequest; throws ProtocolError for requests that end the stream. */
   onRequest(req: DiscoveryRequest): void {
     const typeUrl = this.identify(req.node, req.type_url);
+    const names = req.resource_names ?? [];
+    checkRequestNames([names], this.host.limits);
     let st = this.types.get(typeUrl);
     const first = !st;
-    if (!st) this.types.set(typeUrl, (st = new TypeState(typeUrl)));
+    if (!st) this.types.set(typeUrl, (st = new SotwTypeState(typeUrl)));
     // The names are the client's whole current wish, so they are honoured even from a request
     // with a stale nonce; only ACK/NACK meaning is tied to the latest nonce.
-    const subscriptionChanged = st.replaceNames(req.resource_names ?? [], first);
+    const subscriptionChanged = st.replaceNames(names, first);
+    if (subscriptionChanged || first) {
+      this.checkSubscribed();
+      this.retain(st);
+      this.joinSelected(typeUrl, st.wildcard, st.names);
+    }
 
     this.settle(st, req.response_nonce, req.error_detail);
 
     if (!req.response_nonce) this.push(typeUrl, true); // a new (sub)stream is always answered
     else if (subscriptionChanged) this.push(typeUrl);
+  }
+
+  /** Keeps the cache's view of this stream's selection memoized while it holds it. */
+  private retain(st: SotwTypeState): void {
+    if (st.retainedKey === st.selectionKey) return;
+    const cache = this.host.cache;
+    cache.retainView(this.group, st.typeUrl, st.selectionKey);
+    if (st.retainedKey) cache.releaseView(this.group, st.typeUrl, st.retainedKey);
+    st.retainedKey = st.selectionKey;
+  }
+
+  override close(): void {
+    if (!this.closed) for (const st of this.types.values()) if (st.retainedKey) this.host.cache.releaseView(this.group, st.typeUrl, st.retainedKey);
+    super.close();
   }
 
   /** Runs for every subscribed stream on each change: no closures, one allocation (the
@@ -52,6 +80,7 @@ export class SotwStream extends XdsStream {
     st.nonce = nonce;
     st.awaiting = true;
     this.write(appendStringField(view.body, Field.response.nonce, nonce));
+    if (this.types.size < PUSH_TYPES) this.joinReferenced(st);
     if (clustersBefore) this.resendEndpointsOf(st.sent, clustersBefore);
   }
 
@@ -79,13 +108,7 @@ export class SotwStream extends XdsStream {
     st.retaining = true;
     return cache.compose(st.typeUrl, [...base.resources.values(), ...kept]);
   }
-
-  convergence(typeUrl: string): Convergence {
-    const st = this.types.get(typeUrl);
-    if (!st) return this.willSubscribe(typeUrl) ? 'pending' : 'acked';
-    const current = this.host.cache.view(this.group, typeUrl, st.wildcard ? WILDCARD : st.names, st.selectionKey).version;
-    if (st.ackedVersion === current) return 'acked';
-    if (st.lastNack && st.lastNack.version === st.sentVersion && st.sentVersion === current) return 'rejected';
-    return 'pending';
-  }
 }
+
+/** The types a client of every kind subscribes to: below that, some referenced type may be missing. */
+const PUSH_TYPES = 4;

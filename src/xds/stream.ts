@@ -1,28 +1,29 @@
 // What state-of-the-world and delta streams share: the node, per-type bookkeeping that fleet
-// status reads, write back-pressure, and make-before-break retention.
+// status reads, the owners a stream counts for, write back-pressure, and make-before-break
+// retention.
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { ResourceCache } from './cache.js';
 import { WILDCARD } from './cache.js';
+import { ProtocolError } from './errors.js';
+import type { XdsLimits } from './limits.js';
+import { checkNode, checkSubscribed, checkTypeUrl } from './limits.js';
 import type { Resource } from './resource.js';
+import { EMPTY_SET } from './resource-set.js';
+import type { ResourceSet } from './resource-set.js';
 import type { RawNode, XdsNode } from './node.js';
 import { byPushOrder, isWildcardCapable, nodeFromRequest, PUSH_ORDER } from './node.js';
 
-/** A request that ends its stream with a gRPC status. */
-export class ProtocolError extends Error {
-  constructor(
-    readonly code: GrpcStatus,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { ProtocolError };
 
 export interface Nack {
   readonly version: string;
   readonly message: string;
   readonly code: number;
   readonly at: Date;
+  /** What the rejected response carried: a NACK counts against an owner only if this carries
+   *  the owner's current fragment. */
+  readonly resources: ResourceSet;
 }
 
 /** Per stream and type URL: subscription, what was sent, what was accepted. */
@@ -37,10 +38,12 @@ export class TypeState {
   /** Latest nonce sent for this type. */
   nonce = '';
   sentVersion = '';
-  sent: ReadonlyMap<string, Resource> = new Map();
+  /** What the client was told to hold, as of the latest response. */
+  sent: ResourceSet = EMPTY_SET;
   sentAt?: Date;
   ackedVersion = '';
-  acked: ReadonlyMap<string, Resource> = new Map();
+  /** What the client accepted. */
+  acked: ResourceSet = EMPTY_SET;
   ackedAt?: Date;
   lastNack?: Nack;
   /** True while the last response is neither ACKed nor NACKed. */
@@ -98,12 +101,22 @@ export interface TypeStatus {
 
 export type Convergence = 'acked' | 'pending' | 'rejected';
 
+/** Where one stream stands for one owner; `none` when it holds, selects and is about to ask
+ *  for nothing that carries the owner (it does not count for it). */
+export interface OwnerStanding {
+  state: Convergence | 'none';
+  message?: string;
+}
+
 /** Callbacks from a stream to the server that owns it. */
 export interface StreamHost {
   readonly cache: ResourceCache;
   readonly log: Logger;
+  readonly limits: Readonly<XdsLimits>;
   groupOf(node: XdsNode): string;
   attached(stream: XdsStream): void;
+  /** The stream now may count for `owner` (see XdsStream.owners). */
+  joined(stream: XdsStream, owner: string): void;
   acked(stream: XdsStream, typeUrl: string, version: string): void;
   nacked(stream: XdsStream, typeUrl: string, nack: Nack): void;
 }
@@ -114,6 +127,15 @@ export interface Call {
   once(event: 'drain', fn: () => void): unknown;
 }
 
+/** Two versions carry the same part of an owner: same bytes, or the same fragment. */
+function sameFragment(a: Resource, b: Resource, owner: string): boolean {
+  if (a === b || a.version === b.version) return true;
+  const f = a.owners[owner];
+  return f !== undefined && f === b.owners[owner];
+}
+
+const NO_OWNERS: ReadonlySet<string> = new Set();
+
 let nextStreamId = 1;
 
 export abstract class XdsStream {
@@ -122,6 +144,8 @@ export abstract class XdsStream {
   node?: XdsNode;
   group = '';
   readonly types = new Map<string, TypeState>();
+  /** See `owners`; created on the first join (most streams of a fleet without owners never do). */
+  private ownerSet?: Set<string>;
   protected nonceCounter = 0;
   private blocked = false;
   /** Types to push once the transport drains, and whether that push is forced; created the
@@ -141,20 +165,27 @@ export abstract class XdsStream {
   /** Sends what changed for this type, if anything (or always, when forced). */
   protected abstract push(typeUrl: string, force?: boolean): void;
 
-  /** Whether this stream's client holds the current version of the type. */
-  abstract convergence(typeUrl: string): Convergence;
-
-  /** Takes the node from the first request and returns the type URL this request is about. */
+  /** Takes the node from the first request and returns the type URL this request is about.
+   *  Refuses what the limits do not allow before anything is kept for it. */
   protected identify(node: RawNode | null | undefined, requestType: string): string {
     if (!this.node) {
       if (!node?.id) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'the first request must carry node.id');
+      checkNode(node, this.host.limits);
       this.attach(nodeFromRequest(node));
     }
     const typeUrl = requestType || this.onlyType || '';
     if (!typeUrl) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'type_url is required on ADS');
     if (this.onlyType && typeUrl !== this.onlyType)
       throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, `this service serves ${this.onlyType}, not ${typeUrl}`);
+    checkTypeUrl(typeUrl);
     return typeUrl;
+  }
+
+  /** Refuses a subscription past the per-stream bound (over every type). */
+  protected checkSubscribed(): void {
+    let total = 0;
+    for (const st of this.types.values()) total += st.names.size;
+    checkSubscribed(total, this.host.limits);
   }
 
   /** A request answering the latest response of its type is an ACK, or a NACK when it
@@ -163,7 +194,7 @@ export abstract class XdsStream {
     if (!nonce || nonce !== st.nonce || !st.awaiting) return;
     st.awaiting = false;
     if (error) {
-      const nack = { version: st.sentVersion, message: error.message ?? '', code: error.code ?? 0, at: new Date() };
+      const nack = { version: st.sentVersion, message: error.message ?? '', code: error.code ?? 0, at: new Date(), resources: st.sent };
       st.lastNack = nack;
       this.host.nacked(this, st.typeUrl, nack);
     } else {
@@ -182,11 +213,150 @@ export abstract class XdsStream {
   }
 
   /** The cache changed: push the affected types in make-before-break order (types outside
-   *  PUSH_ORDER last, in the order given). Runs for every stream of the group: allocates nothing. */
-  onCacheChange(group: string, typeUrls: ReadonlySet<string>): void {
+   *  PUSH_ORDER last, in the order given), and join owners that now concern this stream.
+   *  Runs for every stream of the group: allocates nothing. */
+  onCacheChange(group: string, typeUrls: ReadonlySet<string>, owners: ReadonlySet<string>): void {
     if (this.closed || group !== this.group) return;
     for (const t of PUSH_ORDER) if (typeUrls.has(t) && this.types.has(t)) this.push(t);
     for (const t of typeUrls) if (!PUSH_ORDER.includes(t) && this.types.has(t)) this.push(t);
+    for (const o of owners) if (!this.owners.has(o)) this.joinIfConcerned(o, typeUrls);
+  }
+
+  /** Joins `owner` if this stream selects, or is about to ask for, one of its resources. */
+  private joinIfConcerned(owner: string, typeUrls: ReadonlySet<string>): void {
+    for (const t of typeUrls) {
+      const carrying = this.host.cache.ownedBy(this.group, t, owner);
+      if (!carrying) continue;
+      const st = this.types.get(t);
+      if (st?.wildcard) return this.join(owner);
+      for (const name of carrying.keys()) if (st?.names.has(name) || this.refersTo(t, name)) return this.join(owner);
+    }
+  }
+
+  /**
+   * Owners this stream may count for: every owner of a resource it selected, was sent, or is
+   * about to ask for. A superset (an owner stays until fleet status finds the stream no longer
+   * concerned, see ownerStanding), so joining is cheap and never missed.
+   */
+  get owners(): ReadonlySet<string> {
+    return this.ownerSet ?? NO_OWNERS;
+  }
+
+  protected join(owner: string): void {
+    if (this.ownerSet?.has(owner)) return;
+    (this.ownerSet ??= new Set()).add(owner);
+    this.host.joined(this, owner);
+  }
+
+  /** Fleet status found the stream no longer concerned by `owner` (it joins again if it becomes so). */
+  leave(owner: string): void {
+    this.ownerSet?.delete(owner);
+  }
+
+  /** Joins the owners of what a (new) subscription selects: all owners of the type for a
+   *  wildcard, the owners of each named resource otherwise. */
+  protected joinSelected(typeUrl: string, wildcard: boolean, names: Iterable<string>): void {
+    if (wildcard) {
+      for (const o of this.host.cache.owners(this.group, typeUrl)) this.join(o);
+      return;
+    }
+    const all = this.host.cache.resources(this.group, typeUrl);
+    for (const name of names) {
+      const r = all.get(name);
+      if (r) for (const o in r.owners) this.join(o);
+    }
+  }
+
+  /** After a push of `st`: joins the owners of resources it points at in types this stream has
+   *  not asked for yet (a listener's routes before the first RDS request). */
+  protected joinReferenced(st: TypeState): void {
+    if (this.onlyType) return; // a per-type stream never asks for other types
+    for (const t of PUSH_ORDER) {
+      if (t === st.typeUrl || this.types.has(t)) continue;
+      const names = st.sent.referenced(t);
+      if (!names) continue;
+      const all = this.host.cache.resources(this.group, t);
+      for (const name of names) {
+        const r = all.get(name);
+        if (r) for (const o in r.owners) this.join(o);
+      }
+    }
+  }
+
+  /**
+   * Where this stream stands for `owner`: acked when, for every resource carrying the owner
+   * that it selects or is about to ask for, the version it ACKed carries the owner's current
+   * fragment (and it holds no stale part of the owner); rejected when not, and its last NACK of
+   * such a resource was of the owner's current fragment; pending otherwise. Work is in the
+   * number of resources carrying the owner, never in everything the stream holds.
+   */
+  ownerStanding(owner: string): OwnerStanding {
+    const cache = this.host.cache;
+    let concerned = false;
+    let pending = false;
+    let rejectedBy: Nack | undefined;
+    for (const typeUrl of PUSH_ORDER) {
+      const current = cache.ownedBy(this.group, typeUrl, owner);
+      const st = this.types.get(typeUrl);
+      if (current)
+        for (const [name, r] of current) {
+          if (st?.selects(name)) {
+            concerned = true;
+            const held = st.acked.get(name);
+            if (held && sameFragment(held, r, owner)) continue;
+            pending = true;
+            // Rejected: the NACKed response offered this fragment and no newer offer is in flight.
+            const offered = st.lastNack?.resources.get(name);
+            if (offered && sameFragment(offered, r, owner) && !this.offering(st, name)) rejectedBy ??= st.lastNack;
+          } else if (this.refersTo(typeUrl, name)) {
+            concerned = true; // it holds something pointing there and will ask for it
+            pending = true;
+          }
+        }
+      if (!st) continue;
+      // A part of the owner the client holds or was sent that the cache no longer gives it.
+      for (const set of [st.acked, st.sent]) {
+        const carrying = set.ownedBy(owner);
+        if (!carrying) continue;
+        concerned = true;
+        if (pending) continue;
+        const all = cache.resources(this.group, typeUrl);
+        for (const [name, held] of carrying) {
+          if (current?.has(name) && st.selects(name)) continue; // judged above
+          // Same bytes, only the ownership moved: nothing for the client to do.
+          if (st.selects(name) && all.get(name)?.version === held.version) continue;
+          pending = true;
+          break;
+        }
+      }
+    }
+    if (!concerned) return { state: 'none' };
+    if (!pending) return { state: 'acked' };
+    if (rejectedBy) return { state: 'rejected', message: rejectedBy.message };
+    return { state: 'pending' };
+  }
+
+  /** Whether a response carrying `name` awaits the client's answer. State of the world: the
+   *  latest response carries everything selected, so it is whether that one is unanswered. */
+  protected offering(st: TypeState, name: string): boolean {
+    return st.awaiting && st.sent.has(name);
+  }
+
+  /** Whether a resource this stream was sent (of another type) points at `name` of `typeUrl`,
+   *  which it will then ask for on this stream (a per-type stream asks on another one). */
+  protected refersTo(typeUrl: string, name: string): boolean {
+    if (this.onlyType) return false;
+    for (const st of this.types.values()) if (st.typeUrl !== typeUrl && st.sent.refersTo(typeUrl, name)) return true;
+    return false;
+  }
+
+  /** Whether `name` of `typeUrl` is still pointed at by something this client holds or was sent. */
+  protected isReferenced(typeUrl: string, name: string): boolean {
+    for (const st of this.types.values()) {
+      if (st.typeUrl === typeUrl) continue;
+      if (st.sent.refersTo(typeUrl, name) || st.acked.refersTo(typeUrl, name)) return true;
+    }
+    return false;
   }
 
   protected nextNonce(): string {
@@ -227,26 +397,6 @@ export abstract class XdsStream {
     }
   }
 
-  /** Is `name` of `typeUrl` still pointed at by something this client holds or was sent? */
-  /** Whether a resource this client was sent points at resources of `typeUrl`: it has not
-   *  asked for them yet, but will (a listener's routes, a route's clusters). */
-  protected willSubscribe(typeUrl: string): boolean {
-    for (const st of this.types.values()) {
-      if (st.typeUrl === typeUrl) continue;
-      for (const r of st.sent.values()) if (r.refs[typeUrl]?.length) return true;
-    }
-    return false;
-  }
-
-  protected isReferenced(typeUrl: string, name: string): boolean {
-    for (const st of this.types.values()) {
-      if (st.typeUrl === typeUrl) continue;
-      for (const held of [st.sent, st.acked])
-        for (const r of held.values()) if (r.refs[typeUrl]?.includes(name)) return true;
-    }
-    return false;
-  }
-
   /** After an ACK, types that kept removed resources alive may now drop them. */
   protected releaseRetained(ackedType: string): void {
     let any = false;
@@ -270,6 +420,7 @@ export abstract class XdsStream {
     }));
   }
 
+  /** Ends the stream's life on the server; subclasses free what they hold in shared structures. */
   close(): void {
     this.closed = true;
   }

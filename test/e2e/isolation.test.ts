@@ -7,7 +7,7 @@ import { startBackend } from '../../src/demo/backend.js';
 import type { XdsClient } from '../../src/demo/xds-client.js';
 import { spawnXdsClient } from '../../src/demo/xds-client.js';
 import { TypeUrl } from '../../src/xds/protos.js';
-import { SotwClient } from '../support/ads-client.js';
+import { SotwClient, struct } from '../support/ads-client.js';
 import type { TestSluice } from '../support/sluice.js';
 import { eventually, serviceOf, startTestSluice } from '../support/sluice.js';
 
@@ -25,8 +25,11 @@ async function misbehaving(nodeId: string, service: string, mode: 'silent' | 'na
   c.subscribe(TypeUrl.Listener, [service]);
   c.ack(await c.next(5000, TypeUrl.Listener));
   c.subscribe(TypeUrl.RouteConfiguration, [service]);
-  const routes = await c.next(5000, TypeUrl.RouteConfiguration);
-  if (mode === 'nack') c.nack(routes, 'route: unsupported field');
+  if (mode === 'nack')
+    void (async () => {
+      // Rejects every version of the routes it is sent, for as long as the stream lives.
+      for (;;) c.nack(await c.next(60_000, TypeUrl.RouteConfiguration), 'route: unsupported field');
+    })().catch(() => undefined);
   return c;
 }
 
@@ -119,7 +122,7 @@ describe('fleet isolation', () => {
 
   it('decodes node metadata: sluice.flavour=envoy gets the socket listener whatever its user agent', async () => {
     const c = SotwClient.open(sluice.xdsPort, {
-      node: { id: 'meta-envoy', cluster: 'edge', user_agent_name: 'grpc-node-js', metadata: { 'sluice.flavour': 'envoy' } } as never,
+      node: { id: 'meta-envoy', cluster: 'edge', user_agent_name: 'grpc-node-js', metadata: struct({ 'sluice.flavour': 'envoy' }) },
     });
     raw.push(c);
     c.subscribe(TypeUrl.Listener, []);

@@ -45,7 +45,7 @@ for (const impl of implementations) {
       await eventually(async () => {
         const node = (await sluice.api('GET', '/v1/fleet')).body.nodes[0];
         const rds = node?.types[TypeUrl.RouteConfiguration];
-        return rds && rds.ackedVersion === rds.sentVersion && (await sluice.xds.awaitConvergence(TypeUrl.RouteConfiguration, 1000)).every((n) => n.state === 'acked');
+        return rds && rds.ackedVersion === rds.sentVersion && (await sluice.xds.awaitOwner('flaky', { timeoutMs: 1000 })).streams.every((n) => n.state === 'acked');
       });
       const withRetries = await client.call('flaky', 200);
       const failed = (r: typeof without) => Object.values(r.errors).reduce((a, b) => a + b, 0);

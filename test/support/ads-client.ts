@@ -22,6 +22,22 @@ export interface NodeInfo {
   user_agent_version?: string;
   client_features?: string[];
   locality?: { region?: string; zone?: string; sub_zone?: string };
+  /** A google.protobuf.Struct as protobufjs encodes it; build it with `struct()`. */
+  metadata?: object;
+}
+
+/** Plain JSON as a google.protobuf.Struct for NodeInfo.metadata (protobufjs' built-in Struct
+ *  takes camelCase fields: stringValue, structValue, ...). */
+export function struct(json: Record<string, unknown>): object {
+  const value = (v: unknown): object => {
+    if (v === null) return { nullValue: 0 };
+    if (typeof v === 'string') return { stringValue: v };
+    if (typeof v === 'number') return { numberValue: v };
+    if (typeof v === 'boolean') return { boolValue: v };
+    if (Array.isArray(v)) return { listValue: { values: v.map(value) } };
+    return { structValue: struct(v as Record<string, unknown>) };
+  };
+  return { fields: Object.fromEntries(Object.entries(json).map(([k, v]) => [k, value(v)])) };
 }
 
 export interface ErrorDetail {
@@ -149,6 +165,14 @@ export interface OpenOptions {
   node?: NodeInfo | null;
   /** Method path; default ADS (or delta ADS). */
   path?: string;
+  /** Open the stream on this channel (several streams on one HTTP/2 connection) instead of a
+   *  connection of its own; the channel is not closed with the stream. */
+  channel?: grpc.Client;
+}
+
+/** A channel (one HTTP/2 connection) to share between streams: `open(port, { channel })`. */
+export function channel(port: number): grpc.Client {
+  return new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
 }
 
 interface Waiter<Resp> {
@@ -160,6 +184,7 @@ interface Waiter<Resp> {
 /** Queue of received responses with awaitable `next`, shared by both flavours. */
 abstract class TestStream<Req extends { node?: NodeInfo | null }, Resp extends { type_url: string; nonce: string }> {
   protected readonly client: grpc.Client;
+  private readonly ownsClient: boolean;
   protected readonly call: grpc.ClientDuplexStream<object, Resp>;
   private readonly queue: Resp[] = [];
   private readonly waiters = new Set<Waiter<Resp>>();
@@ -174,10 +199,9 @@ abstract class TestStream<Req extends { node?: NodeInfo | null }, Resp extends {
 
   protected constructor(port: number, path: string, serialize: (req: object) => Buffer, deserialize: (b: Buffer) => Resp, opts: OpenOptions) {
     this.node = opts.node === undefined ? { id: 'node-1', cluster: 'test' } : opts.node;
-    // A connection of its own, like a separate process would have.
-    this.client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
-      'grpc.use_local_subchannel_pool': 1,
-    });
+    // A connection of its own, like a separate process would have (unless a channel is shared).
+    this.ownsClient = !opts.channel;
+    this.client = opts.channel ?? channel(port);
     this.call = this.client.makeBidiStreamRequest(path, serialize, deserialize);
     this.call.on('data', (r: Resp) => this.onData(r));
     this.call.on('error', () => {}); // the status below says it all
@@ -279,7 +303,7 @@ abstract class TestStream<Req extends { node?: NodeInfo | null }, Resp extends {
     });
     const s = await Promise.race([this.status, timeout]);
     if (!s) this.call.cancel();
-    this.client.close();
+    if (this.ownsClient) this.client.close();
     return s ?? this.status;
   }
 
@@ -287,7 +311,7 @@ abstract class TestStream<Req extends { node?: NodeInfo | null }, Resp extends {
   cancel(): void {
     this.cancelled = true;
     this.call.cancel();
-    this.client.close();
+    if (this.ownsClient) this.client.close();
   }
 }
 

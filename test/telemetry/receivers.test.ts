@@ -3,7 +3,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RolloutState } from '../../src/model/rollout.js';
-import { messageType } from '../../src/xds/protos.js';
+import { messageType, TypeUrl } from '../../src/xds/protos.js';
+import { SotwClient } from '../support/ads-client.js';
 import type { TestSluice } from '../support/sluice.js';
 import { eventually, startTestSluice } from '../support/sluice.js';
 
@@ -86,6 +87,18 @@ function envoyMetricsStream(port: number, nodeId: string) {
 
 describe('telemetry receivers', () => {
   let sluice: TestSluice;
+  const xdsClients: SotwClient[] = [];
+
+  /** Connects `nodeId` over xDS and takes every cluster of its flavour: a node's reports count
+   *  only for clusters it was sent. Returns the cluster names, for the service when given. */
+  async function sentClusters(nodeId: string, userAgent: string, service?: string): Promise<string[]> {
+    const c = SotwClient.open(sluice.xdsPort, { node: { id: nodeId, user_agent_name: userAgent } });
+    xdsClients.push(c);
+    c.subscribe(TypeUrl.Cluster, []);
+    const r = await c.next();
+    c.ack(r);
+    return r.names.filter((n) => !service || n.startsWith(`${service}-`)).sort();
+  }
 
   beforeAll(async () => {
     sluice = await startTestSluice({ lrsInterval: '1500ms' });
@@ -93,11 +106,17 @@ describe('telemetry receivers', () => {
       versions: { v1: { endpoints: [{ address: '127.0.0.1', port: 1 }] }, v2: { endpoints: [{ address: '127.0.0.1', port: 2 }] } },
       stable: 'v1',
     };
-    expect((await sluice.api('PUT', '/v1/services/echo', service)).status).toBe(201);
+    // Each test reports for a service of its own, so windows never mix between tests.
+    for (const name of ['echo', 'lrs', 'ms']) expect((await sluice.api('PUT', `/v1/services/${name}`, service)).status).toBe(201);
   });
-  afterAll(async () => sluice?.stop());
+  afterAll(async () => {
+    await Promise.all(xdsClients.map((c) => c.close()));
+    await sluice?.stop();
+  });
 
   it('load reporting: asks for all clusters at the configured interval and sums reports per cluster', async () => {
+    const [lrsCluster] = await sentClusters('grpc-1', 'grpc-node-js', 'lrs');
+    expect(lrsCluster).toBeDefined();
     const client = new grpc.Client(`127.0.0.1:${sluice.xdsPort}`, grpc.credentials.createInsecure());
     const call = client.makeBidiStreamRequest('/envoy.service.load_stats.v3.LoadReportingService/StreamLoadStats', identity, identity);
     const answer = new Promise<Record<string, unknown>>((resolve) =>
@@ -107,7 +126,7 @@ describe('telemetry receivers', () => {
       }),
     );
     const stats = (ok: number, bad: number) => ({
-      cluster_name: 'lrs-test',
+      cluster_name: lrsCluster,
       upstream_locality_stats: [
         { locality: { zone: 'a' }, total_successful_requests: ok, total_error_requests: bad, total_issued_requests: ok + bad },
         { locality: { zone: 'b' }, total_successful_requests: 1, total_error_requests: 0, total_issued_requests: 1 },
@@ -119,7 +138,7 @@ describe('telemetry receivers', () => {
     call.write(encode('envoy.service.load_stats.v3.LoadStatsRequest', { cluster_stats: [stats(97, 3)] }));
     call.write(encode('envoy.service.load_stats.v3.LoadStatsRequest', { cluster_stats: [stats(9, 1)] }));
     const w = await eventually(() => {
-      const s = sluice.telemetry.windows.query('lrs-test', Date.now() - 5000, Date.now() + 1000);
+      const s = sluice.telemetry.windows.query(lrsCluster!, Date.now() - 5000, Date.now() + 1000);
       return s.requests === 112 ? s : undefined;
     });
     expect(w).toMatchObject({ successful: 108, errors: 4, nodes: 1 });
@@ -128,10 +147,12 @@ describe('telemetry receivers', () => {
   });
 
   it('metrics service: turns each Envoy’s cumulative stats into fleet-wide deltas with latency', async () => {
+    const [msCluster] = await sentClusters('envoy-a', 'envoy', 'ms');
+    expect(await sentClusters('envoy-b', 'envoy', 'ms')).toContain(msCluster);
     const a = envoyMetricsStream(sluice.xdsPort, 'envoy-a');
     const b = envoyMetricsStream(sluice.xdsPort, 'envoy-b');
-    const ca = new EnvoyCluster('ms-test');
-    const cb = new EnvoyCluster('ms-test');
+    const ca = new EnvoyCluster(msCluster!);
+    const cb = new EnvoyCluster(msCluster!);
     ca.serve(10_000, 3); // history from before Sluice listened: the baseline, not counted
     cb.serve(500, 3);
     a.flush([ca]);
@@ -141,7 +162,7 @@ describe('telemetry receivers', () => {
     a.flush([ca]);
     b.flush([cb]);
     const w = await eventually(() => {
-      const s = sluice.telemetry.windows.query('ms-test', Date.now() - 5000, Date.now() + 1000);
+      const s = sluice.telemetry.windows.query(msCluster!, Date.now() - 5000, Date.now() + 1000);
       return s.requests === 200 ? s : undefined;
     });
     expect(w).toMatchObject({ successful: 196, errors: 4, nodes: 2 });
@@ -169,9 +190,10 @@ describe('telemetry receivers', () => {
       },
     });
     expect(created.status).toBe(201);
+    const [stableName, canaryName] = await sentClusters('envoy-c', 'envoy', 'echo'); // v1, v2
     const envoy = envoyMetricsStream(sluice.xdsPort, 'envoy-c');
-    const stable = new EnvoyCluster('echo-v1');
-    const canary = new EnvoyCluster('echo-v2');
+    const stable = new EnvoyCluster(stableName!);
+    const canary = new EnvoyCluster(canaryName!);
     let canaryLatency = 8;
     const flusher = setInterval(() => {
       stable.serve(100, 8);

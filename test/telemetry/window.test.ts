@@ -49,6 +49,30 @@ describe('WindowedStats', () => {
     expect(w.clusters()).toEqual(['live']);
   });
 
+  it('drops clusters nobody reports for any more on reads too, once past the retention', () => {
+    const c = clock(0);
+    const w = new WindowedStats({ now: c.now, resolutionMs: 1000, retentionMs: 60_000 });
+    for (let i = 0; i < 1000; i++) w.add(`invented-${i}`, 'n', { successful: 1, errors: 0 });
+    expect(w.clusters()).toHaveLength(1000);
+    c.set(30_000);
+    expect(w.clusters()).toHaveLength(1000); // still inside the retention
+    c.set(130_000); // no report since: reading is enough to let them go
+    expect(w.clusters()).toEqual([]);
+  });
+
+  it('holds at most maxClusters; a report for one more is refused until others age out', () => {
+    const c = clock(0);
+    const w = new WindowedStats({ now: c.now, resolutionMs: 1000, retentionMs: 60_000, maxClusters: 3 });
+    for (const name of ['a', 'b', 'c']) expect(w.add(name, 'n', { successful: 1, errors: 0 })).toBe(true);
+    expect(w.add('d', 'n', { successful: 1, errors: 0 })).toBe(false);
+    expect(w.add('a', 'n', { successful: 1, errors: 0 })).toBe(true); // known clusters still count
+    c.set(50_000);
+    expect(w.add('a', 'n', { successful: 1, errors: 0 })).toBe(true);
+    c.set(100_000); // b and c aged out, a reported at 50 s is still in
+    expect(w.add('d', 'n', { successful: 1, errors: 0 })).toBe(true);
+    expect(w.clusters()).toEqual(['a', 'd']);
+  });
+
   it('keeps slots in order when the clock steps back', () => {
     const c = clock(10_000);
     const w = new WindowedStats({ now: c.now, resolutionMs: 1000 });

@@ -1,7 +1,7 @@
 // ResourceCache and makeResource: versions follow the bytes, set() reports exactly what
 // changed, views are memoized until their type changes.
 import { describe, expect, it } from 'vitest';
-import { ResourceCache, WILDCARD } from '../../src/xds/cache.js';
+import { ResourceCache, WILDCARD, selectionKey } from '../../src/xds/cache.js';
 import { encodeMessage, messageType, TypeUrl } from '../../src/xds/protos.js';
 import { makeResource } from '../../src/xds/resource.js';
 import type { Resource } from '../../src/xds/resource.js';
@@ -65,6 +65,26 @@ describe('makeResource', () => {
   it('keeps the refs it was given', () => {
     expect(cluster('a').refs).toEqual({ [EDS]: ['a'] });
   });
+
+  it('records owners: a list means each owner’s fragment is the resource version; owners are part of its identity', () => {
+    const bytes = encodeMessage('envoy.config.cluster.v3.Cluster', { name: 'x', connect_timeout: { seconds: 1 } });
+    const plain = makeResource(CDS, 'x', bytes);
+    expect(Object.keys(plain.owners)).toEqual([]);
+    const owned = makeResource(CDS, 'x', bytes, {}, ['echo']);
+    expect(owned).not.toBe(plain);
+    expect(owned.version).toBe(plain.version);
+    expect({ ...owned.owners }).toEqual({ echo: owned.version });
+    expect(makeResource(CDS, 'x', bytes, {}, ['echo'])).toBe(owned); // memoized with its owners
+    expect(makeResource(CDS, 'x', bytes, {}, { echo: owned.version })).toBe(owned);
+    const shared = makeResource(CDS, 'x', bytes, {}, { echo: 'f1', other: 'f2' });
+    expect(shared).not.toBe(owned);
+    expect({ ...shared.owners }).toEqual({ echo: 'f1', other: 'f2' });
+    expect(makeResource(CDS, 'x', bytes, {}, { echo: 'f1', other: 'f3' }).owners.other).toBe('f3');
+    // An owner named like an Object method is just a key.
+    expect(shared.owners.constructor).toBeUndefined();
+    expect(() => makeResource(CDS, 'x', bytes, {}, { '': 'f' })).toThrow(/non-empty/);
+    expect(() => makeResource(CDS, 'x', bytes, {}, { echo: '' })).toThrow(/echo: the fragment version/);
+  });
 });
 
 describe('ResourceCache.set', () => {
@@ -111,6 +131,37 @@ describe('ResourceCache.set', () => {
     expect(cache.groupNames().sort()).toEqual(['g', 'h']);
   });
 
+  it('indexes resources by owner and tells listeners whose fragments changed', () => {
+    const cache = new ResourceCache();
+    const heard: string[][] = [];
+    cache.onChange((_g, _t, owners) => heard.push([...owners].sort()));
+    const shared = (echo: number, other: number) =>
+      makeResource(
+        LDS,
+        'shared',
+        encodeMessage('envoy.config.listener.v3.Listener', { name: 'shared', stat_prefix: `${echo}-${other}` }),
+        {},
+        { echo: `e${echo}`, other: `o${other}` },
+      );
+    const only = (owner: string, port: number) =>
+      makeResource(EDS, owner, encodeMessage('envoy.config.endpoint.v3.ClusterLoadAssignment', { cluster_name: owner, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: port } } } }] }] }), {}, [owner]);
+    cache.set('g', { [LDS]: [shared(1, 1)], [EDS]: [only('echo', 1)] });
+    expect([...(cache.ownedBy('g', LDS, 'echo')?.keys() ?? [])]).toEqual(['shared']);
+    expect([...(cache.ownedBy('g', EDS, 'echo')?.keys() ?? [])]).toEqual(['echo']);
+    expect(cache.ownedBy('g', EDS, 'other')).toBeUndefined();
+    expect([...cache.owners('g', LDS)].sort()).toEqual(['echo', 'other']);
+
+    cache.set('g', { [LDS]: [shared(1, 2)] }); // only other's part changed
+    cache.set('g', { [EDS]: [only('echo', 1), only('other', 2)] }); // other appears
+    cache.set('g', { [EDS]: [only('other', 2)] }); // echo goes
+    // The same bytes owned differently is a change of ownership (and of the index), not of bytes.
+    const bytes = encodeMessage('envoy.config.listener.v3.Listener', { name: 'shared', stat_prefix: '1-2' });
+    cache.set('g', { [LDS]: [makeResource(LDS, 'shared', bytes, {}, { echo: 'e1' })] });
+    expect(heard).toEqual([['echo', 'other'], ['other'], ['other'], ['echo'], ['other']]);
+    expect(cache.ownedBy('g', LDS, 'other')).toBeUndefined();
+    expect(cache.ownedBy('g', EDS, 'echo')).toBeUndefined();
+  });
+
   it('rejects a resource filed under another type, and duplicate names', () => {
     const cache = new ResourceCache();
     expect(() => cache.set('g', { [EDS]: [cluster('a')] })).toThrow(/not/);
@@ -133,9 +184,11 @@ describe('ResourceCache.set', () => {
 });
 
 describe('ResourceCache.view', () => {
-  it('is memoized per selection until its type changes', () => {
+  it('is memoized per selection held by a stream until its type changes', () => {
     const cache = new ResourceCache();
     cache.set('g', { [CDS]: [cluster('a'), cluster('b')], [EDS]: [endpoints('a')] });
+    cache.retainView('g', CDS, selectionKey(WILDCARD));
+    cache.retainView('g', CDS, selectionKey(new Set(['a', 'b'])));
     const all = cache.view('g', CDS, WILDCARD);
     expect(cache.view('g', CDS, WILDCARD)).toBe(all);
     const ab = cache.view('g', CDS, new Set(['a', 'b']));
@@ -151,6 +204,26 @@ describe('ResourceCache.view', () => {
     expect(all2).not.toBe(all);
     expect(all2.version).not.toBe(all.version);
     expect(cache.view('g', CDS, new Set(['a', 'b']))).not.toBe(ab);
+  });
+
+  it('keeps no view of a selection nobody holds, and drops one when its last holder releases it', () => {
+    const cache = new ResourceCache();
+    cache.set('g', { [CDS]: [cluster('a'), cluster('b')] });
+    const once = cache.view('g', CDS, new Set(['a']));
+    expect(cache.view('g', CDS, new Set(['a']))).not.toBe(once); // a Fetch, say: built, not kept
+    expect(cache.view('g', CDS, new Set(['a'])).version).toBe(once.version);
+    expect(cache.memoStats()).toEqual({ views: 0, selections: 0 });
+
+    const key = selectionKey(new Set(['a']));
+    cache.retainView('g', CDS, key);
+    cache.retainView('g', CDS, key); // two streams with the same selection
+    const held = cache.view('g', CDS, new Set(['a']));
+    expect(cache.view('g', CDS, new Set(['a']))).toBe(held);
+    cache.releaseView('g', CDS, key);
+    expect(cache.view('g', CDS, new Set(['a']))).toBe(held);
+    cache.releaseView('g', CDS, key);
+    expect(cache.memoStats()).toEqual({ views: 0, selections: 0 });
+    expect(cache.view('g', CDS, new Set(['a']))).not.toBe(held);
   });
 
   it('a view version depends only on the resources in it', () => {

@@ -3,8 +3,10 @@
 import { pino } from 'pino';
 import { ResourceCache } from '../../src/xds/cache.js';
 import { encodeMessage, TypeUrl } from '../../src/xds/protos.js';
-import type { Resource } from '../../src/xds/resource.js';
-import { makeResource } from '../../src/xds/resource.js';
+import type { XdsLimits } from '../../src/xds/limits.js';
+import type { XdsNode } from '../../src/xds/node.js';
+import type { OwnersSpec, Resource } from '../../src/xds/resource.js';
+import { hashBytes, makeResource } from '../../src/xds/resource.js';
 import { XdsServer } from '../../src/xds/server.js';
 import type { NodeStatus } from '../../src/xds/server.js';
 import type { OpenOptions } from '../support/ads-client.js';
@@ -20,7 +22,7 @@ const ADS = { ads: {}, resource_api_version: 'V3' };
 
 /** An EDS cluster whose endpoints are the ClusterLoadAssignment of the same name. `timeout`
  *  changes its bytes (and so its version) without changing anything else. */
-export function cluster(name: string, timeout = 1, padding = 0): Resource {
+export function cluster(name: string, timeout = 1, padding = 0, owners?: OwnersSpec): Resource {
   return makeResource(
     CDS,
     name,
@@ -32,10 +34,11 @@ export function cluster(name: string, timeout = 1, padding = 0): Resource {
       connect_timeout: { seconds: timeout },
     }),
     { [EDS]: [name] },
+    owners,
   );
 }
 
-export function endpoints(name: string, port = 8080): Resource {
+export function endpoints(name: string, port = 8080, owners?: OwnersSpec): Resource {
   return makeResource(
     EDS,
     name,
@@ -48,11 +51,13 @@ export function endpoints(name: string, port = 8080): Resource {
         },
       ],
     }),
+    {},
+    owners,
   );
 }
 
 /** A RouteConfiguration whose default route splits evenly over `clusters` (refs them). */
-export function route(name: string, clusters: string[]): Resource {
+export function route(name: string, clusters: string[], owners?: OwnersSpec): Resource {
   const action =
     clusters.length === 1
       ? { cluster: clusters[0] }
@@ -65,11 +70,39 @@ export function route(name: string, clusters: string[]): Resource {
       virtual_hosts: [{ name, domains: ['*'], routes: [{ match: { prefix: '' }, route: action }] }],
     }),
     { [CDS]: clusters },
+    owners,
+  );
+}
+
+/** One virtual host of a shared route configuration: its owner, the cluster it routes to and
+ *  a timeout that changes its bytes (and so its fragment) without changing anything else. */
+export interface VirtualHostSpec {
+  owner: string;
+  cluster: string;
+  timeoutSeconds?: number;
+}
+
+/** A RouteConfiguration with one virtual host per owner, as Envoy nodes get one for every
+ *  service: each owner's fragment is the hash of its virtual host's bytes. */
+export function sharedRoute(name: string, hosts: VirtualHostSpec[]): Resource {
+  const VHOST = 'envoy.config.route.v3.VirtualHost';
+  const vhosts = hosts.map((h) => ({
+    name: h.owner,
+    domains: [h.owner],
+    routes: [{ match: { prefix: '' }, route: { cluster: h.cluster, timeout: { seconds: h.timeoutSeconds ?? 15 } } }],
+  }));
+  const owners = Object.fromEntries(vhosts.map((v) => [v.name, hashBytes(encodeMessage(VHOST, v))]));
+  return makeResource(
+    RDS,
+    name,
+    encodeMessage('envoy.config.route.v3.RouteConfiguration', { name, virtual_hosts: vhosts }),
+    { [CDS]: hosts.map((h) => h.cluster) },
+    owners,
   );
 }
 
 /** A listener carrying only a name and a stat-free address; `port` changes its version. */
-export function listener(name: string, port = 10000, routeName = name): Resource {
+export function listener(name: string, port = 10000, routeName = name, owners?: OwnersSpec): Resource {
   return makeResource(
     LDS,
     name,
@@ -78,6 +111,7 @@ export function listener(name: string, port = 10000, routeName = name): Resource
       address: { socket_address: { address: '0.0.0.0', port_value: port } },
     }),
     { [RDS]: [routeName] },
+    owners,
   );
 }
 
@@ -92,10 +126,16 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+export interface HarnessOptions {
+  limits?: Partial<XdsLimits>;
+  /** Default: every node in group GROUP. */
+  groupOf?: (node: XdsNode) => string;
+}
+
 /** A fresh server and cache per test, so fleet and convergence see only that test's clients. */
-export async function startXds(): Promise<Harness> {
+export async function startXds(opts: HarnessOptions = {}): Promise<Harness> {
   const cache = new ResourceCache();
-  const xds = new XdsServer({ cache, log: pino({ level: 'silent' }), groupOf: () => GROUP });
+  const xds = new XdsServer({ cache, log: pino({ level: 'silent' }), groupOf: opts.groupOf ?? (() => GROUP), limits: opts.limits });
   const port = await xds.listen('127.0.0.1', 0);
   const clients: (SotwClient | DeltaClient)[] = [];
   return {

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SotwClient, SotwResponse } from '../support/ads-client.js';
 import { fetch, perTypePath } from '../support/ads-client.js';
 import type { Harness } from './fixtures.js';
-import { CDS, EDS, LDS, RDS, cluster, endpoints, eventually, listener, route, sorted, startXds } from './fixtures.js';
+import { CDS, EDS, LDS, cluster, endpoints, eventually, listener, sorted, startXds } from './fixtures.js';
 
 let h: Harness;
 beforeEach(async () => {
@@ -80,61 +80,6 @@ describe('disconnects', () => {
     await eventually(() => expect(h.fleetNode('same')?.streams).toHaveLength(1));
     ldsStream.cancel();
     await eventually(() => expect(h.fleetNode('same')).toBeUndefined());
-  });
-});
-
-describe('awaitConvergence', () => {
-  it("reports 'acked' with ms for clients that ACK, 'rejected' for NACKs and 'pending' for silent ones", async () => {
-    h.set({ [CDS]: [cluster('a', 1)] });
-    const acker = h.sotw({ node: { id: 'a-acker' } });
-    const nacker = h.sotw({ node: { id: 'b-nacker' } });
-    const silent = h.sotw({ node: { id: 'c-silent' } });
-    for (const c of [acker, nacker, silent]) await subscribedAndAcked(c, CDS);
-
-    // Everybody holds the current version: converged at once.
-    const before = await h.xds.awaitConvergence(CDS, 5000);
-    expect(before.map((r) => [r.node, r.state])).toEqual([
-      ['a-acker', 'acked'],
-      ['b-nacker', 'acked'],
-      ['c-silent', 'acked'],
-    ]);
-
-    h.set({ [CDS]: [cluster('a', 2)] });
-    const pushed = await Promise.all([acker.next(), nacker.next(), silent.next()]);
-    const waiting = h.xds.awaitConvergence(CDS, 1000);
-    acker.ack(pushed[0]);
-    nacker.nack(pushed[1], 'no thanks');
-    const results = await waiting;
-
-    expect(results.map((r) => r.node)).toEqual(['a-acker', 'b-nacker', 'c-silent']);
-    const [a, b, c] = results;
-    expect(a).toMatchObject({ state: 'acked' });
-    expect(typeof a!.ms).toBe('number');
-    expect(a!.ms).toBeGreaterThanOrEqual(0);
-    expect(b).toMatchObject({ state: 'rejected', message: 'no thanks' });
-    expect(c).toMatchObject({ state: 'pending', ms: null });
-  });
-
-  it("reports 'pending' for a client that holds a listener but has not asked for its routes yet", async () => {
-    h.set({ [LDS]: [listener('l', 10000, 'r')], [RDS]: [route('r', ['a'])] });
-    const starting = h.sotw({ node: { id: 'starting' } });
-    await subscribedAndAcked(starting, LDS, ['l']);
-    const [result] = await h.xds.awaitConvergence(RDS, 300);
-    expect(result).toMatchObject({ node: 'starting', state: 'pending' });
-    // Once it has asked and ACKed, it counts.
-    await subscribedAndAcked(starting, RDS, ['r']);
-    expect((await h.xds.awaitConvergence(RDS, 300))[0]).toMatchObject({ state: 'acked' });
-  });
-
-  it("reports 'disconnected' for a client that leaves while awaited", async () => {
-    h.set({ [CDS]: [cluster('a', 1)] });
-    const leaver = h.sotw({ node: { id: 'leaver' } });
-    await subscribedAndAcked(leaver, CDS);
-    h.set({ [CDS]: [cluster('a', 2)] });
-    await leaver.next();
-    const waiting = h.xds.awaitConvergence(CDS, 5000);
-    leaver.cancel();
-    expect(await waiting).toEqual([expect.objectContaining({ node: 'leaver', state: 'disconnected', ms: null })]);
   });
 });
 
