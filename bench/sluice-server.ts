@@ -10,6 +10,7 @@ import { startSluice } from '../src/main.js';
 import type { Sluice } from '../src/main.js';
 import type { NamedService } from '../src/model/service.js';
 import type { RolloutState } from '../src/model/rollout.js';
+import { NodeGroups } from '../src/reconcile/node-groups.js';
 import { Reconciler } from '../src/reconcile/reconciler.js';
 import { createRollout } from '../src/rollout/machine.js';
 import type { DesiredState } from '../src/state/desired-state.js';
@@ -109,7 +110,7 @@ if (mode === 'app') {
 } else {
   const cache = new ResourceCache(`sluice@${process.pid}`);
   xds = new XdsServer({ cache, log: log.child({ component: 'xds' }), groupOf: kindOf });
-  reconciler = new Reconciler({ cache, log, translator: new Translator([new GrpcKind(), new EnvoyKind(DEFAULT_ENVOY_LISTENER)]) });
+  reconciler = new Reconciler({ cache, log, groups: new NodeGroups(), translator: new Translator([new GrpcKind(), new EnvoyKind(DEFAULT_ENVOY_LISTENER)]) });
   reconciler.apply({ state: desired(), services: [], urgent: true });
   xdsPort = await xds.listen('127.0.0.1', 0);
 }

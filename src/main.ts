@@ -21,12 +21,12 @@ import { Analyzer } from './analysis/analyzer.js';
 import { PrometheusProviders } from './analysis/prometheus.js';
 import { parseDuration } from './model/duration.js';
 import { clusterName } from './model/service.js';
+import { NodeGroups } from './reconcile/node-groups.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { RolloutScheduler } from './rollout/scheduler.js';
 import { StateWriter } from './state/writer.js';
 import { selfMetrics } from './telemetry/self-metrics.js';
 import { Telemetry } from './telemetry/telemetry.js';
-import { kindOf } from './translate/client-kind.js';
 import { EnvoyKind } from './translate/envoy.js';
 import { GrpcKind } from './translate/grpc.js';
 import { Translator } from './translate/translate.js';
@@ -71,10 +71,12 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   const audit = await AuditLog.open(config.auditLog ?? path.join(config.dataDir, 'audit.log'), log.child({ component: 'audit' }));
   const prometheus = new PrometheusProviders(config.prometheus);
   const cache = new ResourceCache(`sluice@${process.pid}`);
+  // A node's cache group: its kind of client, narrowed to the services it asks for.
+  const groups = new NodeGroups();
   const xds = new XdsServer({
     cache,
     log: log.child({ component: 'xds' }),
-    groupOf: kindOf,
+    groupOf: (node) => groups.groupOf(node),
     limits: {
       maxNamesPerRequest: config.xdsMaxNamesPerRequest,
       maxSubscribedNamesPerStream: config.xdsMaxSubscribedNames,
@@ -89,7 +91,9 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     new GrpcKind(),
     new EnvoyKind({ name: 'sluice_http', address: config.envoyListenerAddress, port: config.envoyListenerPort }),
   ]);
-  const reconciler = new Reconciler({ cache, translator, log: log.child({ component: 'reconcile' }) });
+  const reconciler = new Reconciler({ cache, translator, groups, log: log.child({ component: 'reconcile' }) });
+  xds.on('groupActive', (group) => reconciler.activate(group));
+  xds.on('groupIdle', (group) => reconciler.deactivate(group));
   const state = new StateWriter({
     store,
     log: log.child({ component: 'state' }),

@@ -1,19 +1,24 @@
 // Desired state in, cache contents out. Takes each new snapshot of the desired state, has every
-// service translated for every kind of client, and sets the cache group of each kind. Bursts
+// service translated for every kind of client, and sets the cache groups: each kind's own group
+// (every service) and the scoped groups nodes use (a kind narrowed to some services). Bursts
 // are coalesced; an urgent change (a rollback) is published at once. One service that cannot
 // be translated, or whose resources clash with another's, keeps its last good resources (or is
 // left out) and is reported; it never stops the others from publishing.
 import type { Logger } from 'pino';
 import type { ConfigProblem, DesiredState } from '../state/desired-state.js';
 import type { StateChange } from '../state/writer.js';
-import type { ServicePart } from '../translate/client-kind.js';
+import type { ClientKind, ServicePart } from '../translate/client-kind.js';
 import type { Translator } from '../translate/translate.js';
 import type { ResourceCache } from '../xds/cache.js';
+import type { NodeGroups } from './node-groups.js';
+import { inScope } from './node-groups.js';
 import { routingOf } from './routing-of.js';
 
 export interface ReconcilerOptions {
   cache: ResourceCache;
   translator: Translator;
+  /** What each cache group serves (kind, and the services it is scoped to). */
+  groups: NodeGroups;
   log: Logger;
   debounceMs?: number;
 }
@@ -27,6 +32,10 @@ export class Reconciler {
   private readonly errors = new Map<string, string>();
   /** Per kind: the last part of each service that was published. */
   private readonly lastGood = new Map<string, Map<string, ServicePart>>();
+  /** Per kind: the parts of the latest publish (scoped groups are assembled from them). */
+  private readonly published = new Map<string, ServicePart[]>();
+  /** Groups with nodes (besides the kinds' own groups, which are always published). */
+  private readonly active = new Set<string>();
   private readonly debounceMs: number;
 
   constructor(private readonly opts: ReconcilerOptions) {
@@ -74,45 +83,12 @@ export class Reconciler {
     this.timer = undefined;
     const state = this.latest;
     if (!state) return;
-    const { translator, cache, log } = this.opts;
+    const { translator, log } = this.opts;
     const names = [...state.services.keys()].sort();
     const errors = new Map<string, string>();
-    const owners = new Map<string, string>();
-    // Services that already own a name publish first, so a clash never evicts the innocent.
-    const byOwnership = (kind: string) => (a: string, b: string) => Number(!this.lastGood.get(kind)!.has(a)) - Number(!this.lastGood.get(kind)!.has(b));
-    for (const kind of translator.kinds) {
-      const good = this.lastGood.get(kind.name)!;
-      const parts: ServicePart[] = [];
-      for (const name of [...names].sort(byOwnership(kind.name))) {
-        let part: ServicePart | undefined;
-        try {
-          part = translator.part(kind, routingOf(state.services.get(name)!, state.rollouts.get(name)));
-        } catch (err) {
-          errors.set(name, `cannot be translated for ${kind.name} clients (its last good resources stay): ${(err as Error).message}`);
-          part = good.get(name);
-        }
-        if (!part) continue;
-        const clash = part.resources.find((r) => {
-          const owner = owners.get(`${kind.name}\0${r.typeUrl}\0${r.name}`);
-          return owner !== undefined && owner !== name;
-        });
-        if (clash) {
-          const owner = owners.get(`${kind.name}\0${clash.typeUrl}\0${clash.name}`);
-          errors.set(name, `not published to ${kind.name} clients: resource "${clash.name}" is also served by service "${owner}"`);
-          continue;
-        }
-        for (const r of part.resources) owners.set(`${kind.name}\0${r.typeUrl}\0${r.name}`, name);
-        good.set(name, part);
-        parts.push(part);
-      }
-      for (const name of good.keys()) if (!state.services.has(name)) good.delete(name);
-      try {
-        cache.set(kind.name, kind.assemble(parts));
-      } catch (err) {
-        log.error({ err, kind: kind.name }, 'publish failed');
-      }
-    }
+    for (const kind of translator.kinds) this.published.set(kind.name, this.partsOf(kind, state, names, errors));
     translator.forgetAllBut(new Set(names));
+    for (const group of this.groupsToPublish()) this.publishGroup(group);
     for (const [name, message] of errors) if (this.errors.get(name) !== message) log.error({ service: name, problem: message }, 'service not published as declared');
     this.errors.clear();
     for (const [k, v] of errors) this.errors.set(k, v);
@@ -120,6 +96,69 @@ export class Reconciler {
     const ready = this.waiters.filter((w) => w.revision <= state.revision);
     this.waiters = this.waiters.filter((w) => w.revision > state.revision);
     for (const w of ready) w.resolve();
+  }
+
+  /** A group got its first node: it gets its configuration before its first response. */
+  activate(group: string): void {
+    this.active.add(group);
+    this.publishGroup(group);
+  }
+
+  /** A group's last node left: nothing keeps its configuration. */
+  deactivate(group: string): void {
+    if (!this.active.delete(group) || this.opts.groups.spec(group)?.services === '*') return;
+    this.opts.cache.drop(group);
+    this.opts.groups.forget(group);
+  }
+
+  /** Every service's part for one kind; a service that fails keeps its last good part, and one
+   *  whose names clash with another's is left out (the one that had them first keeps them). */
+  private partsOf(kind: ClientKind, state: DesiredState, names: string[], errors: Map<string, string>): ServicePart[] {
+    const good = this.lastGood.get(kind.name)!;
+    const owners = new Map<string, string>();
+    const parts: ServicePart[] = [];
+    // Services that already own a name publish first, so a clash never evicts the innocent.
+    const ordered = [...names].sort((a, b) => Number(!good.has(a)) - Number(!good.has(b)));
+    for (const name of ordered) {
+      let part: ServicePart | undefined;
+      try {
+        part = this.opts.translator.part(kind, routingOf(state.services.get(name)!, state.rollouts.get(name)));
+      } catch (err) {
+        errors.set(name, `cannot be translated for ${kind.name} clients (its last good resources stay): ${(err as Error).message}`);
+        part = good.get(name);
+      }
+      if (!part) continue;
+      const clash = part.resources.find((r) => {
+        const owner = owners.get(`${r.typeUrl}\0${r.name}`);
+        return owner !== undefined && owner !== name;
+      });
+      if (clash) {
+        errors.set(name, `not published to ${kind.name} clients: resource "${clash.name}" is also served by service "${owners.get(`${clash.typeUrl}\0${clash.name}`)}"`);
+        continue;
+      }
+      for (const r of part.resources) owners.set(`${r.typeUrl}\0${r.name}`, name);
+      good.set(name, part);
+      parts.push(part);
+    }
+    for (const name of good.keys()) if (!state.services.has(name)) good.delete(name);
+    return parts;
+  }
+
+  /** The kinds' own groups (every service) always, scoped groups while a node uses them. */
+  private groupsToPublish(): string[] {
+    return [...new Set([...this.opts.translator.kinds.map((k) => k.name), ...this.active])];
+  }
+
+  private publishGroup(group: string): void {
+    const spec = this.opts.groups.spec(group);
+    const kind = spec && this.opts.translator.kinds.find((k) => k.name === spec.kind);
+    const parts = kind && this.published.get(kind.name);
+    if (!spec || !kind || !parts) return;
+    try {
+      this.opts.cache.set(group, kind.assemble(spec.services === '*' ? parts : parts.filter((p) => inScope(spec.services, p.service))));
+    } catch (err) {
+      this.opts.log.error({ err, group }, 'publish failed');
+    }
   }
 
   close(): void {

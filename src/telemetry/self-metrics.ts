@@ -3,6 +3,7 @@
 // One registry per Sluice, so several instances in one process (tests) do not collide.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RolloutState } from '../model/rollout.js';
+import { kindOfGroup } from '../reconcile/node-groups.js';
 import type { ResourceCache } from '../xds/cache.js';
 import type { XdsServer } from '../xds/server.js';
 import type { XdsStream } from '../xds/stream.js';
@@ -47,8 +48,8 @@ export function selfMetrics(opts: SelfMetricsOptions): Registry {
   });
   const pushes = new Counter({
     name: 'sluice_xds_pushes_total',
-    help: 'New resource versions published to the cache, by node group and type; each is pushed to every subscribed stream',
-    labelNames: ['group', 'type'],
+    help: 'New resource versions published to the cache, by kind of client and type; each is pushed to every subscribed stream of its group',
+    labelNames: ['kind', 'type'],
     registers,
   });
   const acks = new Counter({ name: 'sluice_xds_acks_total', help: 'ACKs received, by type', labelNames: ['type'], registers });
@@ -69,7 +70,7 @@ export function selfMetrics(opts: SelfMetricsOptions): Registry {
     const now = Date.now();
     for (const t of types) {
       publishedAt.set(`${group}\0${t}`, now);
-      pushes.inc({ group, type: typeName(t) });
+      pushes.inc({ kind: kindOfGroup(group), type: typeName(t) });
     }
   });
   opts.xds.on('ack', (stream, typeUrl) => {

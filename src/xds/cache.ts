@@ -148,6 +148,17 @@ export class ResourceCache {
     return this.owned.byType(group, typeUrl)?.keys() ?? NONE;
   }
 
+  /** Forgets a group no stream uses any more (views still held by streams stay until released). */
+  drop(group: string): void {
+    const types = this.groups.get(group);
+    if (!types) return;
+    this.groups.delete(group);
+    for (const typeUrl of types.keys()) {
+      this.views.replaceType(group, typeUrl, undefined);
+      this.owned.replaceType(group, typeUrl, undefined);
+    }
+  }
+
   groupNames(): string[] {
     return [...this.groups.keys()];
   }

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { NAME, ServiceSchema } from '../../src/model/service.js';
+import { NodeGroups } from '../../src/reconcile/node-groups.js';
 import { Reconciler } from '../../src/reconcile/reconciler.js';
 import { StateWriter } from '../../src/state/writer.js';
 import { FileStore } from '../../src/store/file-store.js';
@@ -21,7 +22,7 @@ const endpoint = (port: number) => ({ endpoints: [{ address: '10.0.0.1', port }]
 
 async function world() {
   const cache = new ResourceCache();
-  const reconciler = new Reconciler({ cache, log: pino({ level: 'silent' }), translator: new Translator([new GrpcKind(), new EnvoyKind(DEFAULT_ENVOY_LISTENER)]) });
+  const reconciler = new Reconciler({ cache, log: pino({ level: 'silent' }), groups: new NodeGroups(), translator: new Translator([new GrpcKind(), new EnvoyKind(DEFAULT_ENVOY_LISTENER)]) });
   const writer = new StateWriter({ store: await FileStore.open(tempDir()), log: pino({ level: 'silent' }), check: (c, s) => reconciler.check(c, s) });
   writer.on('change', (c) => reconciler.apply({ ...c, urgent: true }));
   await writer.load();
