@@ -4,6 +4,7 @@ import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { errorHandler, HttpError } from './errors.js';
+import { yamlBodies } from './yaml-body.js';
 
 export interface ApiOptions {
   log: Logger;
@@ -23,6 +24,7 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   });
   app.setErrorHandler(errorHandler);
   app.removeContentTypeParser('text/plain'); // bodies are JSON: anything else is 415
+  yamlBodies(app); // ...or YAML (application/yaml), parsed into the same objects
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}`, details: [] } });
   });
