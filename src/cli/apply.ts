@@ -7,7 +7,7 @@ import type { RolloutState } from '../model/rollout.js';
 import type { NamedService } from '../model/service.js';
 import type { SluiceClient } from './http.js';
 import type { Manifest, RolloutManifest, ServiceManifest } from './manifests.js';
-import { ManifestError } from './manifests.js';
+import { ApplyConflictError, ManifestError } from './errors.js';
 
 export interface Change {
   field: string;
@@ -23,9 +23,6 @@ export interface ApplyResult {
   changes?: Change[];
   note?: string;
 }
-
-/** A rollout file that conflicts with the rollout running on the server (exit code 2). */
-export class ApplyConflictError extends Error {}
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -68,7 +65,9 @@ async function planService(client: SluiceClient, m: ServiceManifest): Promise<Pl
   // stable would send all traffic back to it on the next apply: keep the promoted one, and say so.
   if (current.stable !== m.spec.stable) {
     const latest = await client.getOptional<RolloutState>(`/v1/rollouts/${encodeURIComponent(m.name)}`);
-    if (latest?.phase === 'Promoted' && latest.stable === m.spec.stable && latest.canary === current.stable) {
+    // The stable version before that rollout: the other version its first history entry weighs.
+    const before = latest && Object.keys(latest.history[0]?.weights ?? {}).find((v) => v !== latest.canary);
+    if (latest?.phase === 'Promoted' && latest.canary === current.stable && before === m.spec.stable) {
       desired = { ...desired, stable: current.stable };
       note = `stable stays ${current.stable} (promoted by rollout ${latest.id}); set stable: ${current.stable} in ${m.source} to silence this`;
     }

@@ -5,21 +5,14 @@ import type { RolloutState } from '../model/rollout.js';
 import type { NamedService } from '../model/service.js';
 import type { NodeStatus } from '../xds/server.js';
 import type { ApplyResult } from './apply.js';
-import { apply } from './apply.js';
+import { NotAcknowledgedError, UsageError } from './errors.js';
 import { EXIT_CODES_HELP } from './exit-codes.js';
 import { fleetTable, nodeDetail } from './fleet-view.js';
 import { parseServerUrl, SluiceClient } from './http.js';
-import { loadBody, loadManifests } from './manifests.js';
 import type { Format } from './output.js';
 import { FORMATS, isMachine, serialize, table, weightsText } from './output.js';
 import { actionLine, rolloutDetail, rolloutList } from './rollout-view.js';
 import { watchRollout } from './watch.js';
-
-/** A mistake on the command line found after parsing (exit code 1). */
-export class UsageError extends Error {}
-
-/** rollback --wait answered, but not every node acknowledged (exit code 3). */
-export class NotAcknowledgedError extends Error {}
 
 const DEFAULT_SERVER = 'http://127.0.0.1:8080';
 
@@ -83,6 +76,8 @@ function clientCommand(parent: Command, spec: string, description: string, actio
 }
 
 const enc = encodeURIComponent;
+/** Loaded when a command reads files: the schemas bring RE2 (WebAssembly), slow to start for nothing. */
+const manifests = () => import('./manifests.js');
 
 function servicesTable(services: NamedService[], wide: boolean): string {
   if (services.length === 0) return 'No services.\n';
@@ -127,7 +122,7 @@ function servicesCommands(program: Command): void {
     ctx.print(body, () => (ctx.format === 'wide' ? servicesTable([body], true) : serviceDetail(body)));
   });
   clientCommand(services, 'put [name]', 'create or replace a service from a file (YAML or JSON: a Service document or the bare body)', async (ctx, [name], opts) => {
-    const { name: declared, body } = loadBody(opts.file as string, 'Service');
+    const { name: declared, body } = (await manifests()).loadBody(opts.file as string, 'Service');
     if (name && declared && name !== declared) throw new UsageError(`NAME "${name}" differs from the file's name "${declared}"`);
     const target = name ?? declared;
     if (!target) throw new UsageError('services put: NAME is required (or a Service document with name: in the file)');
@@ -144,7 +139,7 @@ function servicesCommands(program: Command): void {
 function rolloutCommands(program: Command): void {
   const rollout = program.command('rollout').description('start, follow and steer rollouts (/v1/rollouts)');
   clientCommand(rollout, 'create', 'start a rollout from a file (YAML or JSON: a Rollout document or the bare body)', async (ctx, _args, opts) => {
-    const { body } = loadBody(opts.file as string, 'Rollout');
+    const { body } = (await manifests()).loadBody(opts.file as string, 'Rollout');
     const state = await ctx.client.request<RolloutState>('POST', '/v1/rollouts', body);
     ctx.print(state, () => actionLine(state, `created (${state.stable} → ${state.canary})`));
   }).requiredOption('-f, --file <file>', 'YAML or JSON file, - for stdin');
@@ -234,14 +229,15 @@ States per type:
 
 function applyCommand(program: Command): void {
   clientCommand(program, 'apply', 'create or update services and start rollouts from YAML/JSON files (docs/cli.md)', async (ctx, _args, opts) => {
-    const manifests = loadManifests(opts.file as string[]);
+    const { apply } = await import('./apply.js');
+    const docs = (await manifests()).loadManifests(opts.file as string[]);
     const dryRun = !!opts.dryRun;
     const line = (r: ApplyResult) => {
       let s = `${r.kind.toLowerCase()}/${r.name} ${r.action}${dryRun ? ' (dry run)' : ''}${r.note ? `: ${r.note}` : ''}\n`;
       for (const c of r.changes ?? []) s += `  ${c.field}: ${c.from === undefined ? '(none)' : JSON.stringify(c.from)} → ${c.to === undefined ? '(none)' : JSON.stringify(c.to)}\n`;
       return s;
     };
-    const results = await apply(ctx.client, manifests, { dryRun, onResult: isMachine(ctx.format) ? undefined : (r) => ctx.out(line(r)) });
+    const results = await apply(ctx.client, docs, { dryRun, onResult: isMachine(ctx.format) ? undefined : (r) => ctx.out(line(r)) });
     if (isMachine(ctx.format)) ctx.print({ dryRun, results }, () => '');
   })
     .requiredOption('-f, --file <path...>', 'YAML/JSON files or directories (every *.yaml, *.yml, *.json in it, sorted); - for stdin')

@@ -2,11 +2,10 @@
 // from the shell (client-commands.ts). Exit codes: exit-codes.ts, docs/cli.md.
 import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { ApplyConflictError } from './apply.js';
-import { addClientOptions, NotAcknowledgedError, registerClientCommands, UsageError } from './client-commands.js';
+import { addClientOptions, registerClientCommands } from './client-commands.js';
+import { ApplyConflictError, ManifestError, NotAcknowledgedError, UsageError } from './errors.js';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.js';
 import { ServerError, UnreachableError } from './http.js';
-import { ManifestError } from './manifests.js';
 import { registerServerCommands } from './server-commands.js';
 
 /** package.json's version, found by walking up from this file (src/cli or dist/src/cli). */

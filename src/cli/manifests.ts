@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { RolloutSpecSchema } from '../model/rollout.js';
 import type { RolloutSpec } from '../model/rollout.js';
 import { NameSchema, ServiceSchema } from '../model/service.js';
+import { ManifestError } from './errors.js';
 import type { Service } from '../model/service.js';
 
 export const API_VERSION = 'sluice/v1';
@@ -22,9 +23,6 @@ export const KINDS = ['Service', 'Rollout'] as const;
 const EXTENSIONS = ['.yaml', '.yml', '.json'];
 /** Files larger than this are refused (a manifest is a few KiB; the server takes 4 MiB bodies). */
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
-
-/** A file the CLI cannot use; exit code 1, nothing was sent. */
-export class ManifestError extends Error {}
 
 interface Common {
   /** Where it came from: `dir/echo.yaml, document 2`. */

@@ -34,14 +34,24 @@ export function sluiceCli(args: string[], opts: { env?: Record<string, string | 
   });
 }
 
-/** A long-running CLI process (serve, --watch) with its output collected as it comes. */
-export function spawnCli(args: string[], env: Record<string, string | undefined> = {}): ChildProcessWithoutNullStreams & { output: () => string; errors: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: cleanEnv(env) });
+type Collected = ChildProcessWithoutNullStreams & { output: () => string; errors: () => string };
+
+function collect(child: ChildProcessWithoutNullStreams): Collected {
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   return Object.assign(child, { output: () => out, errors: () => err });
+}
+
+/** A long-running CLI process (serve, --watch) with its output collected as it comes. */
+export function spawnCli(args: string[], env: Record<string, string | undefined> = {}): Collected {
+  return collect(spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: cleanEnv(env) }));
+}
+
+/** `node bin/sluice.js ...`: the built CLI, exactly as the Dockerfile starts it. */
+export function spawnBin(args: string[]): Collected {
+  return collect(spawn(process.execPath, [path.resolve('bin/sluice.js'), ...args], { env: cleanEnv({}) }));
 }
 
 export function exitOf(child: { once(event: 'exit', f: (code: number | null, signal: NodeJS.Signals | null) => void): unknown }): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
