@@ -15,7 +15,7 @@ function write(dir: string, name: string, text: string): string {
   return file;
 }
 
-describe('sluice apply', () => {
+describe('sluice apply', { timeout: 180_000 }, () => {
   let sluice: TestSluice;
   let server: string;
   const apply = (...args: string[]) => sluiceCli(['apply', ...args, '--server', server]);
@@ -147,14 +147,13 @@ describe('sluice apply', () => {
       ['mismatch.yaml', 'kind: Rollout\nname: a\nspec: { service: b, canary: v2, steps: [ { setWeight: 5 } ] }\n', 'name: "a" must equal spec.service "b"'],
     ];
     const before = (await sluice.api('GET', '/v1/services')).body.services.length;
-    for (const [name, text, message] of cases) {
-      const file = write(dir, name, text);
-      const r = await apply('-f', file);
-      expect(r.code, name).toBe(1);
-      expect(r.stderr, name).toMatch(new RegExp(`^error: ${dir}/`));
-      expect(r.stderr, name).toContain(message);
-      fs.unlinkSync(file);
-    }
+    const results = await Promise.all(cases.map(([name, text]) => apply('-f', write(dir, name, text))));
+    cases.forEach(([name, , message], i) => {
+      expect(results[i]!.code, name).toBe(1);
+      expect(results[i]!.stderr, name).toMatch(new RegExp(`^error: ${dir}/`));
+      expect(results[i]!.stderr, name).toContain(message);
+    });
+    for (const [name] of cases) fs.unlinkSync(path.join(dir, name));
     // The same document twice, and an empty directory.
     write(dir, 'one.yaml', 'kind: Service\nname: dup\nspec: { versions: { v1: { endpoints: [ { address: 127.0.0.1, port: 1 } ] } }, stable: v1 }\n');
     write(dir, 'two.yaml', 'kind: Service\nname: dup\nspec: { versions: { v1: { endpoints: [ { address: 127.0.0.1, port: 2 } ] } }, stable: v1 }\n');

@@ -15,7 +15,8 @@ const SERVICE = {
   stable: 'v1',
 };
 
-describe('sluice CLI against a real server', () => {
+// Each test runs several CLI processes (about a second each, more on a busy machine).
+describe('sluice CLI against a real server', { timeout: 180_000 }, () => {
   let sluice: TestSluice;
   let dir: string;
   let server: string;
@@ -132,11 +133,11 @@ describe('sluice CLI against a real server', () => {
         [['rollout', 'create', '-f', '/no/such/file.yaml'], /no such file or directory/],
         [['services', 'put', '-f', path.join(dir, 'svc.json')], /NAME is required/],
       ];
-      for (const [args, message] of cases) {
-        const r = await sluiceCli([...args]);
-        expect(r.code, args.join(' ')).toBe(1);
-        expect(r.stderr, args.join(' ')).toMatch(message);
-      }
+      const results = await Promise.all(cases.map(([args]) => sluiceCli(args)));
+      cases.forEach(([args, message], i) => {
+        expect(results[i]!.code, args.join(' ')).toBe(1);
+        expect(results[i]!.stderr, args.join(' ')).toMatch(message);
+      });
     });
 
     it('4: unreachable, with the URL and the cause', async () => {
@@ -194,7 +195,7 @@ describe('sluice CLI against a real server', () => {
   });
 });
 
-describe('sluice --help and --version', () => {
+describe('sluice --help and --version', { timeout: 180_000 }, () => {
   it('prints the version from package.json', async () => {
     const { version } = JSON.parse(fs.readFileSync('package.json', 'utf8')) as { version: string };
     for (const flag of ['--version', '-V']) expect(await sluiceCli([flag])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
@@ -220,7 +221,7 @@ describe('sluice --help and --version', () => {
   });
 });
 
-describe('serve, demo-backend and loadgen commands', () => {
+describe('serve, demo-backend and loadgen commands', { timeout: 180_000 }, () => {
   it('serve, started as the container does (node bin/sluice.js serve), stops cleanly on SIGTERM', async () => {
     const [httpPort, xdsPort] = [await freePort(), await freePort()];
     const dataDir = tempDir();

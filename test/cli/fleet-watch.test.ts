@@ -9,7 +9,7 @@ import { exitOf, sluiceCli, spawnCli } from './run-cli.js';
 
 const RDS = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
 
-describe('fleet, rollback --wait and status --watch against real xDS streams', () => {
+describe('fleet, rollback --wait and status --watch against real xDS streams', { timeout: 180_000 }, () => {
   let sluice: TestSluice;
   let server: string;
   const streams: SotwClient[] = [];
