@@ -126,9 +126,8 @@ function servicesCommands(program: Command): void {
     if (name && declared && name !== declared) throw new UsageError(`NAME "${name}" differs from the file's name "${declared}"`);
     const target = name ?? declared;
     if (!target) throw new UsageError('services put: NAME is required (or a Service document with name: in the file)');
-    const existed = await ctx.client.getOptional(`/v1/services/${enc(target)}`);
-    const stored = await ctx.client.request<NamedService>('PUT', `/v1/services/${enc(target)}`, body);
-    ctx.print(stored, () => `service/${stored.name} ${existed ? 'configured' : 'created'}\n`);
+    const { status, body: stored } = await ctx.client.exchange<NamedService>('PUT', `/v1/services/${enc(target)}`, body);
+    ctx.print(stored, () => `service/${stored.name} ${status === 201 ? 'created' : 'configured'}\n`);
   }).requiredOption('-f, --file <file>', 'YAML or JSON file, - for stdin');
   clientCommand(services, 'delete <name>', 'delete a service (refused while a rollout uses it)', async (ctx, [name]) => {
     await ctx.client.request('DELETE', `/v1/services/${enc(name!)}`);
@@ -155,8 +154,9 @@ function rolloutCommands(program: Command): void {
     }
     const state = await ctx.client.request<RolloutState>('GET', `/v1/rollouts/${enc(service!)}`);
     if (isMachine(ctx.format)) return ctx.print(state, () => '');
-    const fleet = await ctx.client.request<{ nodes: NodeStatus[] }>('GET', '/v1/fleet');
-    ctx.out(rolloutDetail(state, { fleet: fleet.nodes, history: ctx.format === 'wide' ? Infinity : 5 }));
+    // The fleet adds the ACK summary; the status stands without it (e.g. a token that may not read it).
+    const fleet = await ctx.client.request<{ nodes: NodeStatus[] }>('GET', '/v1/fleet').catch(() => undefined);
+    ctx.out(rolloutDetail(state, { fleet: fleet?.nodes, history: ctx.format === 'wide' ? Infinity : 5 }));
   }).option('-w, --watch', 'follow it live until it is promoted (exit 0) or rolled back (exit 5)');
   clientCommand(rollout, 'promote <service>', 'leave the current pause, or with --full go to 100% now', async (ctx, [service], opts) => {
     const state = await ctx.client.request<RolloutState>('POST', `/v1/rollouts/${enc(service!)}/promote`, opts.full ? { full: true } : {});

@@ -1,5 +1,6 @@
 // The CLI's HTTP client: one Sluice server (URL with an optional path prefix, bearer token),
 // JSON in and out, and errors that say what went wrong in terms a user can act on.
+import os from 'node:os';
 import { createParser } from 'eventsource-parser';
 
 export interface ServerTarget {
@@ -70,6 +71,17 @@ export function describeFetchError(err: unknown, timeoutMs: number): string {
   return code ? `${code}: ${detail}` : detail;
 }
 
+/** Who runs the CLI, as the server's audit trail accepts it (`[\w.@-]`, short). */
+function userName(): string {
+  let name = process.env.USER ?? '';
+  try {
+    name ||= os.userInfo().username;
+  } catch {
+    /* no passwd entry (some containers) */
+  }
+  return name.replace(/[^\w.@-]/g, '').slice(0, 40) || 'unknown';
+}
+
 export class SluiceClient {
   constructor(readonly target: ServerTarget) {}
 
@@ -81,7 +93,7 @@ export class SluiceClient {
     return {
       ...(this.target.token ? { authorization: `Bearer ${this.target.token}` } : {}),
       // The audit trail records who acted (`by` in a rollout's history).
-      'x-sluice-user': `cli:${(process.env.USER ?? 'unknown').replace(/[^\w.@-]/g, '').slice(0, 40) || 'unknown'}`,
+      'x-sluice-user': `cli:${userName()}`,
       ...extra,
     };
   }
@@ -97,6 +109,11 @@ export class SluiceClient {
 
   /** A JSON request; the parsed answer, or null for 204. Throws ServerError on 4xx/5xx. */
   async request<T = unknown>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
+    return (await this.exchange<T>(method, path, body, opts)).body;
+  }
+
+  /** As `request`, with the HTTP status (201 created vs 200 replaced). */
+  async exchange<T = unknown>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<{ status: number; body: T }> {
     const timeoutMs = opts.timeoutMs ?? this.target.timeoutMs;
     const res = await this.send(
       method,
@@ -125,7 +142,7 @@ export class SluiceClient {
       const details = Array.isArray(e?.details) ? (e.details as { field?: string; message?: string }[]) : [];
       throw new ServerError(res.status, e?.code ?? 'http_error', message, details, this.url(path));
     }
-    return json as T;
+    return { status: res.status, body: json as T };
   }
 
   /** GET that answers undefined on 404 instead of throwing. */

@@ -188,7 +188,7 @@ describe('sluice CLI against a real server', { timeout: 180_000 }, () => {
       expect(JSON.parse(r.stdout).name).toBe('echo');
       const put = await sluiceCli(['services', 'put', 'echo', '-f', path.join(dir, 'svc.json'), '--server', base, '--token', 't0k']);
       expect(put).toMatchObject({ code: 0, stdout: 'service/echo configured\n' });
-      expect(seen).toEqual(['GET /sluice/v1/services/echo', 'GET /sluice/v1/services/echo', 'PUT /sluice/v1/services/echo']);
+      expect(seen).toEqual(['GET /sluice/v1/services/echo', 'PUT /sluice/v1/services/echo']);
     } finally {
       proxy.close();
     }
