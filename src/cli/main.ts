@@ -62,6 +62,12 @@ function report(err: unknown): never {
   fail(EXIT.usage, err instanceof Error ? err.message : String(err));
 }
 
+// `sluice ... | head`: the reader went away; stop quietly, as other command-line tools do.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 buildProgram()
   .parseAsync(process.argv)
   .catch(report);
