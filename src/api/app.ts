@@ -11,6 +11,7 @@ import { routeRoles } from './roles.js';
 import { sessionRoutes } from './session-routes.js';
 import { Sessions } from './sessions.js';
 import type { ApiTokens } from './tokens.js';
+import { yamlBodies } from './yaml-body.js';
 
 export interface ApiOptions {
   log: Logger;
@@ -35,6 +36,7 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   });
   app.setErrorHandler(errorHandler);
   app.removeContentTypeParser('text/plain'); // bodies are JSON: anything else is 415
+  yamlBodies(app); // ...or YAML (application/yaml), parsed into the same objects
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}`, details: [] } });
   });

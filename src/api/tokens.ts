@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import type { Logger } from 'pino';
-import YAML from 'yaml';
+import jsYaml from 'js-yaml';
 import { z } from 'zod';
 import { ROLES } from './roles.js';
 import type { Role } from './roles.js';
@@ -44,11 +44,12 @@ export function sha256Hex(token: string): string {
 export function parseTokensFile(text: string, legacyToken?: string): TokenIdentity[] {
   let raw: unknown;
   try {
-    raw = YAML.parse(text, { prettyErrors: false, maxAliasCount: 10 });
+    raw = jsYaml.load(text);
   } catch (err) {
-    const e = err as Error & { pos?: [number, number] };
-    const line = e.pos ? text.slice(0, e.pos[0]).split('\n').length : undefined;
-    throw new Error(`not YAML or JSON${line ? ` (line ${line})` : ''}: ${e.message}`);
+    // The reason and the line only: js-yaml's message quotes the source, which may hold a value.
+    const e = err as Error & { reason?: string; mark?: { line: number } };
+    const line = e.mark ? e.mark.line + 1 : undefined;
+    throw new Error(`not YAML or JSON${line ? ` (line ${line})` : ''}: ${e.reason ?? 'syntax error'}`);
   }
   const parsed = TokensFileSchema.safeParse(raw ?? {});
   if (!parsed.success)
