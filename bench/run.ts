@@ -15,7 +15,7 @@ import { dist, medianRun, ratio, round, table } from './stats.js';
 
 const HELP = `usage: npm run bench -- [options]
   --n LIST            fan-out sizes for rollback/memory (default 1000,5000,10000)
-  --scenarios LIST    rollback,memory,storm,churn,slow,micro,delta-names (default: all)
+  --scenarios LIST    rollback,memory,storm,churn,slow,micro,delta-names,abuse (default: all)
   --quick             1 repetition, 1 storm, churn 10 s (use while iterating)
   --reps K            rollback repetitions per size and server (default 9; the median run is shown)
   --workers W         load-generator processes (default 2)
@@ -37,7 +37,7 @@ const HELP = `usage: npm run bench -- [options]
 const { values: opt } = parseArgs({
   options: {
     n: { type: 'string', default: '1000,5000,10000' },
-    scenarios: { type: 'string', default: 'rollback,memory,storm,churn,slow,micro,delta-names' },
+    scenarios: { type: 'string', default: 'rollback,memory,storm,churn,slow,micro,delta-names,abuse' },
     quick: { type: 'boolean', default: false },
     reps: { type: 'string' },
     workers: { type: 'string', default: '2' },
@@ -726,6 +726,27 @@ async function main(): Promise<void> {
           table(
             ['names', 'unknown µs/name', 'known µs/name', 'batches of 1000 µs/name', 'ACK µs'],
             m.rows.map((r) => [r.n!, r.unknownUsPerName!, r.knownUsPerName!, r.batchesUsPerName!, r.ackUs!]),
+          ),
+      );
+    }
+  }
+
+  if (scenarios.has('abuse')) {
+    note('abuse: REST latency while xDS clients keep hitting the input limits');
+    const out = execFileSync(process.execPath, [fileURLToPath(new URL('./abuse.js', import.meta.url)), opt.quick ? '5' : '15', '50'], { encoding: 'utf8' });
+    const line = out.split('\n').find((l) => l.startsWith('BENCH '));
+    if (line) {
+      const m = JSON.parse(line.slice('BENCH '.length));
+      emit(m);
+      const refused = Object.values(m.refusedPerSecond as Record<string, number>).reduce((a, b) => a + b, 0);
+      human.push(
+        `(h) abuse: a real server; 50 xDS streams at a time sending refused requests (10,001 names, 100 kB metadata, an unknown type), ${refused}/s refused\n` +
+          table(
+            ['REST', 'quiet p50 ms', 'quiet p99 ms', 'abused p50 ms', 'abused p99 ms'],
+            [
+              ['GET /v1/services', m.quiet.get.p50, m.quiet.get.p99, m.abused.get.p50, m.abused.get.p99],
+              ['POST rollback', m.quiet.rollback.p50, m.quiet.rollback.p99, m.abused.rollback.p50, m.abused.rollback.p99],
+            ],
           ),
       );
     }
