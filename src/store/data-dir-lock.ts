@@ -2,7 +2,8 @@
 // proper-lockfile creates `<dir>/.lock` (mkdir is atomic, also on network file systems) and
 // refreshes its mtime every `updateMs`; a lock whose mtime is older than `staleMs` belongs to a
 // dead process and is taken over. So after kill -9 the directory is free again at most
-// `staleMs` later; a clean exit (including SIGINT/SIGTERM) removes the lock at once.
+// `staleMs` later — sooner when the dead holder was on this host (about one refresh interval);
+// a clean exit (including SIGINT/SIGTERM) removes the lock at once.
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,13 +42,14 @@ export class DataDirLock {
     if (heldHere.has(real)) throw new StoreLockedError(real, { pid: process.pid, host: os.hostname() });
     // proper-lockfile may date a fresh lock up to 1 s ahead (mtime precision probe), hence the margin.
     const deadline = Date.now() + staleMs + 2_500;
+    const update = Math.max(1_000, Math.floor(staleMs / 5));
     for (;;) {
       try {
         const unlock = await lockfile.lock(real, {
           lockfilePath: path.join(real, '.lock'),
           realpath: false,
           stale: staleMs,
-          update: Math.max(1_000, Math.floor(staleMs / 5)),
+          update,
           onCompromised: (err) => {
             heldHere.delete(real);
             opts.onLost(err);
@@ -61,8 +63,16 @@ export class DataDirLock {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
         const holder = await readHolder(real);
-        const liveHere = holder && holder.host === os.hostname() && holder.pid !== process.pid && isAlive(holder.pid);
+        const here = holder !== undefined && holder.host === os.hostname();
+        const liveHere = here && holder.pid !== process.pid && isAlive(holder.pid);
         if (opts.wait === false || liveHere || Date.now() > deadline) throw new StoreLockedError(real, holder);
+        // A holder on this host that is gone (killed; or our own pid: the previous life of a
+        // restarted container) stops refreshing the lock: once it has missed a refresh, take it
+        // over now instead of waiting for staleness. A fresh lock (a live winner) is newer.
+        if (here && (await untouchedFor(path.join(real, '.lock'), update + 500))) {
+          await fs.rm(path.join(real, '.lock'), { recursive: true, force: true });
+          continue;
+        }
         await new Promise((r) => setTimeout(r, 250));
       }
     }
@@ -85,6 +95,15 @@ async function readHolder(dir: string): Promise<Holder | undefined> {
       : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Whether a path was last modified more than `ms` ago (false when it is gone). */
+async function untouchedFor(file: string, ms: number): Promise<boolean> {
+  try {
+    return Date.now() - (await fs.stat(file)).mtimeMs > ms;
+  } catch {
+    return false;
   }
 }
 

@@ -77,7 +77,7 @@ describe('crash safety', () => {
     const created = await sluice.api('POST', '/v1/rollouts', {
       service: 'echo',
       canary: 'v2',
-      steps: [{ setWeight: 100 }, { pause: { duration: '6s' } }, { setWeight: 0 }, { pause: {} }],
+      steps: [{ setWeight: 100 }, { pause: { duration: '12s' } }, { setWeight: 0 }, { pause: {} }],
     });
     expect(created.status).toBe(201);
     const before = await eventually(async () => {

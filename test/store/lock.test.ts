@@ -50,7 +50,7 @@ describe('data dir lock across processes', () => {
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'services/held.json'), 'utf8'))).toEqual({ pid: child.pid });
   });
 
-  it('opens after the holder is killed with SIGKILL, once its lock is stale', async () => {
+  it('opens after the holder is killed with SIGKILL, once the dead holder missed a refresh', async () => {
     const dir = tempDir();
     const child = await holder(dir);
     child.kill('SIGKILL');
