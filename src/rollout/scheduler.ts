@@ -5,7 +5,6 @@
 import type { Logger } from 'pino';
 import { parseDuration } from '../model/duration.js';
 import type { AnalysisSpec, Measurement, RolloutState } from '../model/rollout.js';
-import type { DesiredState } from '../state/desired-state.js';
 import type { RolloutEvent } from './machine.js';
 import { analysisDue, isActive, nextWakeAt } from './machine.js';
 
@@ -26,9 +25,9 @@ export interface ServiceFleet {
   awaitService(service: string, opts: { timeoutMs: number; minNodes?: number }): Promise<NodeConvergence[]>;
 }
 
-/** Where changes are applied (the state writer). */
+/** Where changes are applied (the state writer), and what it holds now. */
 export interface RolloutSink {
-  readonly state: DesiredState;
+  readonly state: { readonly revision: number; readonly rollouts: ReadonlyMap<string, RolloutState> };
   rolloutEvent(service: string, event: RolloutEvent, by: string): Promise<RolloutState>;
 }
 
