@@ -97,7 +97,14 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   });
   const scheduler = new RolloutScheduler({
     sink: state,
-    fleet: { awaitService: (_service, { timeoutMs }) => xds.awaitConvergence(TypeUrl.RouteConfiguration, timeoutMs) },
+    fleet: {
+      awaitService: async (_service, { timeoutMs }) => {
+        const nodes = await xds.awaitConvergence(TypeUrl.RouteConfiguration, timeoutMs);
+        // The kind of each node: history says how many of them are Envoys (only they mirror).
+        const groups = new Map(xds.fleet().map((n) => [n.id, n.group]));
+        return nodes.map((n) => ({ ...n, group: groups.get(n.node) }));
+      },
+    },
     published: (revision) => reconciler.whenPublished(revision),
     log: log.child({ component: 'rollout' }),
     analyzer,
