@@ -91,6 +91,8 @@ describe('a shadow phase judged from Envoy’s metrics service', () => {
       stable: 'v1',
     };
     expect((await sluice.api('PUT', '/v1/services/echo', service)).status).toBe(201);
+    // Changes reach the cache after a short debounce: sync the published service, not an earlier state.
+    await sluice.reconciler.whenPublished(sluice.state.state.revision);
     envoy = new FakeEnvoy(sluice.xdsPort, envoyNode(NODE));
     await envoy.syncLikeEnvoy();
     await eventually(() => heldRoute().cluster === 'echo-v1');
