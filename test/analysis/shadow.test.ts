@@ -156,6 +156,11 @@ describe('a shadow phase judged from Envoy’s metrics service', () => {
       'RolledBack',
     ]);
     const acked = rolledBack.history.find((h) => h.event === 'MirrorAcked')!;
+    const created = rolledBack.history[0]!;
+    console.log(
+      `failing shadow: mirror acknowledged ${Date.parse(acked.at) - Date.parse(created.at)} ms after the rollout was created, ` +
+        `rolled back ${Date.parse(rolledBack.history.at(-1)!.at) - Date.parse(acked.at)} ms after that (analysis interval 1000 ms, report lag 1000 ms, metrics flushes every 200 ms)`,
+    );
     expect(acked.reason).toBe("1 node of the service acknowledged mirroring 100% of traffic to v2 (Envoy nodes only; 1 of the service's 1 node is an Envoy)");
     const entry = rolledBack.history.at(-1)!;
     expect(entry).toMatchObject({ by: 'analysis', weights: { v1: 100, v2: 0 } });
