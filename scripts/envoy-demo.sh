@@ -3,7 +3,8 @@
 # then:
 #   scripts/envoy-demo.sh            declare the service "web", start a rollout of v2, show how to watch
 #   scripts/envoy-demo.sh declare    PUT /v1/services/web: versions v1 and v2 at the backends' addresses
-#   scripts/envoy-demo.sh rollout    POST /v1/rollouts: 10% → 30% → 60% of traffic to v2, then a pause
+#   scripts/envoy-demo.sh rollout    POST /v1/rollouts: a shadow phase (v2 gets a copy of every request, judged
+#                                    by analysis, no user sees it), then 10% → 30% → 60% of traffic, a pause
 #   scripts/envoy-demo.sh status     GET /v1/rollouts/web
 #   scripts/envoy-demo.sh promote    finish the rollout: v2 gets 100% and becomes the stable version
 #   scripts/envoy-demo.sh rollback   100% back to v1 at once; answers when Envoy has applied it
@@ -46,13 +47,23 @@ declare_service() {
 }
 
 start_rollout() {
-  # Each weight holds 30 s after Envoy acknowledged it; the last pause waits for you
-  # (promote or rollback). Testers sending "x-canary: true" reach v2 at any weight, and one
-  # x-user keeps one version while the weights move (sticky; needs Envoy 1.36+).
+  # First a shadow phase: Envoy copies every request to v2 and throws its answers away, while
+  # analysis judges v2 on those copies (Envoy's stats, streamed to Sluice every 5 s) for four
+  # 15 s windows. A failing v2 is rolled back here, before any user depended on it. Then the
+  # copies stop and real traffic moves: each weight holds 30 s after Envoy acknowledged it; the
+  # last pause waits for you (promote or rollback). Testers sending "x-canary: true" reach v2
+  # at any weight, and one x-user keeps one version while the weights move (sticky; needs
+  # Envoy 1.36+).
   api POST /v1/rollouts '{
     "service": "web",
     "canary": "v2",
     "steps": [
+      { "setMirror": { "percent": 100 } },
+      { "analysis": { "interval": "15s", "count": 4, "minRequests": 50, "inconclusiveLimit": 2,
+                      "metrics": [ { "name": "success",   "successRate":     { "min": 0.95 } },
+                                   { "name": "vs-stable", "successRateDrop": { "max": 0.02 } },
+                                   { "name": "slower",    "latencyRise":     { "maxMs": 50 } } ] } },
+      { "setMirror": { "percent": 0 } },
       { "setWeight": 10 }, { "pause": { "duration": "30s" } },
       { "setWeight": 30 }, { "pause": { "duration": "30s" } },
       { "setWeight": 60 }, { "pause": {} }
@@ -67,7 +78,9 @@ watch_hints() {
 
 Watch it:
   docker compose logs -f loadgen                    # share of answers per version, every 5 s
-  curl -s $SLUICE/v1/rollouts/web                  # phase, step, weights, history
+  curl -s $SLUICE/v1/rollouts/web                  # phase, step, weights, mirrorPercent, analysis, history
+  curl -s $ENVOY_ADMIN/stats | grep -E '^cluster\.web-v[12]\.upstream_rq_(2xx|5xx|completed)'
+                                                    # during the shadow phase web-v2 counts the copies
   curl -s $SLUICE/v1/fleet                         # Envoy as Sluice sees it: versions sent/ACKed, last NACK
   curl -s '$ENVOY_ADMIN/config_dump?resource=dynamic_route_configs'   # the routes Envoy holds
   curl -s $ENVOY_ADMIN/clusters | grep -E 'web-v[12]::10'              # endpoints and their health
@@ -78,6 +91,9 @@ Watch it:
 Make the canary bad, then send everything back to v1:
   V2_ERROR_RATE=0.5 docker compose up -d backend-v2
   scripts/envoy-demo.sh rollback
+A canary that is bad from the start is caught in the shadow phase, by Sluice itself:
+  scripts/envoy-demo.sh rollback; V2_ERROR_RATE=0.3 docker compose up -d backend-v2
+  scripts/envoy-demo.sh rollout                     # RolledBack by analysis; the load generator never sees v2
 Or finish it: scripts/envoy-demo.sh promote
 EOF
 }
@@ -90,5 +106,5 @@ case ${1:-all} in
   promote) api POST /v1/rollouts/web/promote '{"full": true}' ;;
   rollback) api POST '/v1/rollouts/web/rollback?wait=ack&timeout=10s' '{"reason": "rolled back from envoy-demo.sh"}' ;;
   watch) watch_hints ;;
-  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac

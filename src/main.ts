@@ -21,7 +21,7 @@ import { Analyzer } from './analysis/analyzer.js';
 import { PrometheusProviders } from './analysis/prometheus.js';
 import { parseDuration } from './model/duration.js';
 import { clusterName } from './model/service.js';
-import { NodeGroups } from './reconcile/node-groups.js';
+import { kindOfGroup, NodeGroups } from './reconcile/node-groups.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { RolloutScheduler } from './rollout/scheduler.js';
 import { StateWriter } from './state/writer.js';
@@ -118,7 +118,9 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   });
   const scheduler = new RolloutScheduler({
     sink: state,
-    fleet: { awaitService: async (service, opts) => (await xds.awaitOwner(service, opts)).streams },
+    fleet: {
+      awaitService: async (service, opts) => (await xds.awaitOwner(service, opts)).streams.map((s) => ({ ...s, kind: kindOfGroup(s.group) })),
+    },
     published: (revision) => reconciler.whenPublished(revision),
     log: log.child({ component: 'rollout' }),
     analyzer,

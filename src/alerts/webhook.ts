@@ -36,6 +36,8 @@ const NOTIFY = new Set([
   'Resumed',
   'AnalysisFailed',
   'AnalysisInconclusive',
+  'MirrorSet',
+  'MirrorStopped',
   'Promoted',
   'RolledBack',
 ]);

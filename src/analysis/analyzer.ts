@@ -56,7 +56,11 @@ export class Analyzer {
     const canary = this.opts.windows.query(canaryCluster, from.getTime(), to.getTime());
     const stable = this.opts.windows.query(stableCluster, from.getTime(), to.getTime());
     const queries = new Map<string, { value: number } | { error: string }>();
-    let metrics = judge(spec, { canary, stable, queries });
+    // Envoy counts the copies it mirrors in the canary cluster's own stats: while a mirror is in
+    // force the canary is judged on them, by the same metrics (docs/analysis.md "Shadow traffic").
+    const mirrorPercent = state.mirrorPercent ?? 0;
+    const seen = { canary, stable, queries, ...(mirrorPercent > 0 ? { mirrorPercent } : {}) };
+    let metrics = judge(spec, seen);
     // A rollback must not wait for a slow Prometheus when the data plane already says no.
     if (!metrics.some((r) => r.phase === 'Failed')) {
       await Promise.all(
@@ -71,7 +75,7 @@ export class Analyzer {
           }
         }),
       );
-      metrics = judge(spec, { canary, stable, queries });
+      metrics = judge(spec, seen);
     }
     return {
       run,
@@ -79,6 +83,7 @@ export class Analyzer {
       to: to.toISOString(),
       phase: overall(metrics),
       requests: { [state.canary]: canary.requests, [state.stable]: stable.requests },
+      ...(mirrorPercent > 0 ? { mirrorPercent } : {}),
       metrics,
     };
   }

@@ -1,6 +1,8 @@
 // Judging one window: each metric of an analysis against its threshold. Pure, so every rule
 // (too little traffic is inconclusive, not failed; comparisons need both versions) is tested
-// without servers.
+// without servers. While Envoy nodes mirror traffic to the canary, its cluster's numbers are
+// (or include) those copies: Envoy counts a shadow request in the stats of the cluster it was
+// sent to like any other, so the same metrics judge the shadow, and the texts say so.
 import type { AnalysisMetric, AnalysisSpec, MeasurementPhase, MetricResult } from '../model/rollout.js';
 import { quantile, totalCount } from '../telemetry/histogram.js';
 import type { WindowStats } from '../telemetry/window.js';
@@ -13,6 +15,8 @@ export interface Observed {
   stable: WindowStats;
   /** By metric name: the query's value, or why there is none. */
   queries: ReadonlyMap<string, { value: number } | { error: string }>;
+  /** Share of traffic Envoy nodes mirror to the canary in this window (0 or absent: none). */
+  mirrorPercent?: number;
 }
 
 export function judge(spec: AnalysisSpec, seen: Observed): MetricResult[] {
@@ -45,8 +49,13 @@ function p99(w: WindowStats): number | null {
 
 function judgeMetric(m: AnalysisMetric, minRequests: number, seen: Observed): MetricResult {
   const { canary, stable } = seen;
+  const mirror = seen.mirrorPercent ?? 0;
+  // A quiet shadow is often a fleet without Envoys: only they mirror.
+  const onlyEnvoys = mirror > 0 ? ` (mirroring ${mirror}%: only Envoy nodes mirror)` : '';
   const tooFew = (who: string, w: WindowStats) =>
-    w.requests < minRequests ? `${who} finished ${w.requests} requests in the window, fewer than minRequests ${minRequests}` : null;
+    w.requests < minRequests
+      ? `${who} finished ${w.requests} requests in the window, fewer than minRequests ${minRequests}${w === canary ? onlyEnvoys : ''}`
+      : null;
   const noLatency = (who: string) => `no latency reports for ${who} (latency comes from Envoy's metrics service)`;
 
   if (m.prometheus) {
@@ -64,7 +73,7 @@ function judgeMetric(m: AnalysisMetric, minRequests: number, seen: Observed): Me
 
   const few = tooFew('canary', canary);
   if (few) return result(m.name, 'Inconclusive', null, few);
-  const n = `(${canary.requests} canary requests)`;
+  const n = `(${canary.requests} canary requests${mirror > 0 ? `, mirroring ${mirror}%` : ''})`;
 
   if (m.successRate) {
     const v = successRate(canary);

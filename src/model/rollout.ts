@@ -155,15 +155,26 @@ export const AnalysisSchema = z.strictObject({
 });
 export type AnalysisSpec = z.output<typeof AnalysisSchema>;
 
-export type Step = OneOf<{ setWeight: number; pause: { duration?: string }; analysis: AnalysisSpec }>;
+export type Step = OneOf<{ setWeight: number; pause: { duration?: string }; analysis: AnalysisSpec; setMirror: { percent: number } }>;
+
+/** A share of traffic in percent with at most two decimals (Envoy gets it as a fraction of
+ *  10,000: 12.5 % is 1250/10000). */
+const MirrorPercent = z
+  .number()
+  .min(0)
+  .max(100)
+  .refine((p) => Math.abs(p * 100 - Math.round(p * 100)) < 1e-9, 'must have at most 2 decimals');
 
 export const StepSchema = z
   .strictObject({
     setWeight: z.int().min(0).max(100).optional(),
     pause: z.strictObject({ duration: durationString('168h').optional() }).optional(),
     analysis: AnalysisSchema.optional(),
+    /** Envoy nodes copy this share of the service's requests to the canary and discard its
+     *  answers (shadow traffic); 0 stops it. Until changed, or the rollout ends. */
+    setMirror: z.strictObject({ percent: MirrorPercent }).optional(),
   })
-  .superRefine(exactlyOne(['setWeight', 'pause', 'analysis'], 'a step'))
+  .superRefine(exactlyOne(['setWeight', 'pause', 'analysis', 'setMirror'], 'a step'))
   .transform((s) => s as Step);
 
 /** Keeps a user on one version while the weights move: Envoy's hash policy on a header or
@@ -254,6 +265,8 @@ export interface Measurement {
   phase: MeasurementPhase;
   /** Canary (and stable) requests the data plane reported in the window. */
   requests: Record<string, number>;
+  /** Present while Envoy nodes mirror traffic to the canary: its requests include those copies. */
+  mirrorPercent?: number;
   metrics: MetricResult[];
 }
 
@@ -292,8 +305,13 @@ export interface RolloutState {
   weights: Record<string, number>;
   /** false after rollback or promotion. */
   headerRoutesActive: boolean;
-  /** A setWeight step waits for the fleet to ACK this weight before the step counts as done. */
-  awaitingAck: { canaryWeight: number; since: string } | null;
+  /** Share (0..100) of the service's requests Envoy nodes copy to the canary, whose answers
+   *  they discard (shadow traffic); 0 when none. Set by setMirror steps, 0 once the rollout ends.
+   *  Absent in rollouts stored before mirroring existed (read as 0). */
+  mirrorPercent?: number;
+  /** A setWeight or setMirror step waits for the fleet to ACK the routes that carry this weight
+   *  (and mirror share, present when not 0) before the step counts as done. */
+  awaitingAck: { canaryWeight: number; mirrorPercent?: number; since: string } | null;
   /** Timed pause in force: absolute deadline (survives restarts: the pause resumes with the time it had left). */
   pauseUntil: string | null;
   /** Why we are Paused: 'step' (pause without duration), 'user' (pause action), 'analysis'
@@ -301,10 +319,13 @@ export interface RolloutState {
   pausedBy: 'step' | 'user' | 'analysis' | 'fleet' | null;
   /** When a user pauses during a timed pause, the ms that were left; resume restores it. */
   pauseRemainingMs: number | null;
-  /** When the fleet first ACKed the current weight (null until it has, reset when the weight changes). */
+  /** When the fleet first ACKed the current routing, weight and mirror share (null until it
+   *  has, reset when either changes). */
   lastAckAt: string | null;
-  /** Nodes of the service that ACKed the current weight (set with lastAckAt). */
+  /** Nodes of the service that ACKed the current routing (set with lastAckAt). */
   lastAckNodes?: number | null;
+  /** How many of those are Envoys, the only nodes that mirror (null when unknown). */
+  lastAckEnvoyNodes?: number | null;
   createdAt: string;
   updatedAt: string;
   /** The most recent transitions (at most MAX_HISTORY); older ones are dropped and counted. */
@@ -328,7 +349,8 @@ export const RolloutStateSchema = z.looseObject({
   canaryWeight: z.int().min(0).max(100),
   weights: z.record(z.string(), z.number()),
   headerRoutesActive: z.boolean(),
-  awaitingAck: z.strictObject({ canaryWeight: z.int().min(0).max(100), since: isoTime }).nullable(),
+  mirrorPercent: z.number().min(0).max(100).optional(),
+  awaitingAck: z.strictObject({ canaryWeight: z.int().min(0).max(100), mirrorPercent: z.number().min(0).max(100).optional(), since: isoTime }).nullable(),
   pauseUntil: isoTime.nullable(),
   pausedBy: z.enum(['step', 'user', 'analysis', 'fleet']).nullable(),
   pauseRemainingMs: z.number().min(0).nullable(),

@@ -7,9 +7,16 @@
 // been entered, i.e.:
 //   setWeight w   → canaryWeight === w, and awaitingAck is set until the fleet ACKs w
 //                   (it can be ACKed but not yet completed only while the user has paused)
+//   setMirror p   → mirrorPercent === p, and awaitingAck is set until the fleet ACKs the routes
+//                   that carry it: the step after it (an analysis step judging the shadow
+//                   traffic, a timed pause) starts only once the service's nodes mirror
 //   pause {d}     → pauseUntil is set, or (user-paused) pauseRemainingMs holds what was left
 //   pause {}      → phase Paused, pausedBy 'step'
 //   analysis {..} → an analysis run named 'step <i>' is in analysis.runs
+// awaitingAck, when set, is the routing in force (canaryWeight, and mirrorPercent when not 0);
+// only setMirror steps change mirrorPercent, which a weight step keeps; a finished rollout
+// (promoted or rolled back) mirrors nothing. Which nodes mirror (Envoys, not proxyless gRPC) is
+// for translate; how many of the service's nodes are Envoys arrives with the fleet's ACK.
 // Analysis runs (the background one and a step's) are measured by the controller every
 // interval; it feeds each measurement back as an 'analysisMeasured' event, and only this file
 // decides what a measurement means: count it, roll back, pause, or complete the step.
@@ -17,8 +24,10 @@ import { parseDuration } from '../model/duration.js';
 import type { AnalysisRun, AnalysisSpec, Measurement, RolloutSpec, RolloutState } from '../model/rollout.js';
 
 export type RolloutEvent =
-  | { type: 'fleetAcked'; canaryWeight: number; nodes: number } // the service's nodes ACKed routes carrying this weight
-  | { type: 'fleetRejected'; canaryWeight: number; nodes: string[]; message: string } // some nodes NACKed them
+  // The service's nodes ACKed routes carrying this weight and mirror share (absent = 0); of
+  // those nodes, envoyNodes are Envoys (when the fleet knows).
+  | { type: 'fleetAcked'; canaryWeight: number; mirrorPercent?: number; nodes: number; envoyNodes?: number }
+  | { type: 'fleetRejected'; canaryWeight: number; mirrorPercent?: number; nodes: string[]; message: string } // some nodes NACKed them
   | { type: 'tick' } // a timer fired (time in `now`)
   | { type: 'promote'; full?: boolean }
   | { type: 'pause' }
@@ -67,6 +76,7 @@ export function createRollout(id: string, spec: RolloutSpec, stable: string, now
     step: 0,
     canaryWeight: 0,
     weights: { [stable]: 100, [spec.canary]: 0 },
+    mirrorPercent: 0,
     headerRoutesActive: true,
     awaitingAck: null,
     pauseUntil: null,
@@ -111,27 +121,39 @@ export function isActive(state: RolloutState): boolean {
 function apply(c: Ctx, e: RolloutEvent): void {
   const { s } = c;
   switch (e.type) {
-    case 'fleetAcked':
-      // Only the first ACK of the weight we route counts; stale or repeated ACKs are noise.
-      if (!isActive(s) || e.canaryWeight !== s.canaryWeight || s.lastAckAt !== null) return;
+    case 'fleetAcked': {
+      // Only the first ACK of the routing in force counts; stale or repeated ACKs are noise.
+      if (!isActive(s) || !isRoutedNow(s, e) || s.lastAckAt !== null) return;
       s.lastAckAt = c.now.toISOString();
       s.lastAckNodes = e.nodes;
+      s.lastAckEnvoyNodes = e.envoyNodes ?? null;
       s.awaitingAck = null;
+      const mirrorStep = s.spec.steps[s.step]?.setMirror !== undefined;
+      const what = mirrorStep ? mirrorWhat(s) : `weight ${e.canaryWeight}`;
+      const nodes = `${e.nodes} node${e.nodes === 1 ? '' : 's'}`;
       record(
         c,
-        'WeightAcked',
+        mirrorStep ? 'MirrorAcked' : 'WeightAcked',
         e.nodes === 0
-          ? `weight ${e.canaryWeight} counts as acknowledged, but no node of the service is connected (set minNodes to wait for nodes)`
-          : `${e.nodes} node${e.nodes === 1 ? '' : 's'} of the service acknowledged weight ${e.canaryWeight}`,
+          ? `${what} counts as acknowledged, but no node of the service is connected (set minNodes to wait for nodes)`
+          : mirrorStep && mirrorOf(s) > 0
+            ? `${nodes} of the service acknowledged ${what} (Envoy nodes only${e.envoyNodes === undefined ? '' : `; ${e.envoyNodes} of the service's ${nodes} ${e.envoyNodes === 1 ? 'is an Envoy' : 'are Envoys'}`})`
+            : `${nodes} of the service acknowledged ${what}`,
         s.step,
       );
       return run(c);
+    }
     case 'fleetRejected':
       // Nodes that refuse the routes keep their old ones: the weight was never reached. Stop the
       // schedule and let a human look (resume waits for the ACK again; rollback is always there).
-      if (s.phase !== 'Progressing' || !s.awaitingAck || e.canaryWeight !== s.canaryWeight) return;
+      if (s.phase !== 'Progressing' || !s.awaitingAck || !isRoutedNow(s, e)) return;
       hold(c, 'fleet');
-      return record(c, 'FleetRejected', `${listOf(e.nodes, 5)} rejected the routes for weight ${e.canaryWeight}: ${e.message}`, s.step);
+      return record(
+        c,
+        'FleetRejected',
+        `${listOf(e.nodes, 5)} rejected the routes for weight ${e.canaryWeight}${mirrorOf(s) > 0 ? ` with mirroring ${mirrorOf(s)}%` : ''}: ${e.message}`,
+        s.step,
+      );
     case 'tick':
       return run(c);
     case 'promote':
@@ -167,9 +189,11 @@ function apply(c: Ctx, e: RolloutEvent): void {
 
 function rollBack(c: Ctx, reason: string): void {
   const { s } = c;
+  const mirrored = mirrorOf(s) > 0;
   s.phase = 'RolledBack';
   setCanaryWeight(s, 0);
   endSchedule(s);
+  if (mirrored) record(c, 'MirrorStopped', `no more copies of traffic to ${s.canary}: rolled back`, s.step);
   record(c, 'RolledBack', reason, s.step);
 }
 
@@ -270,6 +294,7 @@ function run(c: Ctx): void {
     if (step === undefined) return promoted(c, 'all steps done');
     let done: string | null = null;
     if (step.setWeight !== undefined) done = s.awaitingAck === null ? `fleet acknowledged weight ${step.setWeight}` : null;
+    else if (step.setMirror !== undefined) done = s.awaitingAck === null ? `fleet acknowledged ${mirrorWhat(s)}` : null;
     else if (step.analysis !== undefined) {
       const r = s.analysis!.runs.find((x) => x.run === `step ${s.step}`)!;
       const needed = step.analysis.count ?? 1;
@@ -302,8 +327,14 @@ function enterStep(c: Ctx): void {
     // Re-setting a weight the fleet already ACKed needs no new ACK: run completes it at once.
     if (step.setWeight === s.canaryWeight && s.lastAckAt !== null) return;
     setCanaryWeight(s, step.setWeight);
-    s.awaitingAck = { canaryWeight: step.setWeight, since: c.now.toISOString() };
+    awaitFleet(c);
     record(c, 'WeightSet', `step ${i}`, i);
+  } else if (step.setMirror !== undefined) {
+    // Like a weight: a share already in force and ACKed needs no new ACK.
+    if (step.setMirror.percent === mirrorOf(s) && s.lastAckAt !== null) return;
+    setMirror(s, step.setMirror.percent);
+    awaitFleet(c);
+    record(c, 'MirrorSet', `step ${i}: ${mirrorSetText(s)}`, i);
   } else if (step.analysis !== undefined) {
     startRun(c, `step ${i}`, step.analysis);
     record(c, 'AnalysisStarted', `step ${i}: analysis every ${step.analysis.interval} until ${step.analysis.count ?? 1} successful`, i);
@@ -321,6 +352,7 @@ function enterStep(c: Ctx): void {
 
 function promoted(c: Ctx, reason: string): void {
   const { s } = c;
+  if (mirrorOf(s) > 0) record(c, 'MirrorStopped', `no more copies of traffic to ${s.canary}: promoted`, s.step);
   s.phase = 'Promoted';
   s.step = s.spec.steps.length;
   s.stable = s.canary;
@@ -331,12 +363,49 @@ function promoted(c: Ctx, reason: string): void {
 }
 
 function setCanaryWeight(s: RolloutState, w: number): void {
-  if (w !== s.canaryWeight) {
-    s.lastAckAt = null; // an ACK of the old weight says nothing about the new one
-    s.lastAckNodes = null;
-  }
+  if (w !== s.canaryWeight) forgetAck(s); // an ACK of the old weight says nothing about the new one
   s.canaryWeight = w;
   s.weights = { [s.stable]: 100 - w, [s.canary]: w };
+}
+
+function setMirror(s: RolloutState, percent: number): void {
+  if (percent !== mirrorOf(s)) forgetAck(s);
+  s.mirrorPercent = percent;
+}
+
+function forgetAck(s: RolloutState): void {
+  s.lastAckAt = null;
+  s.lastAckNodes = null;
+  s.lastAckEnvoyNodes = null;
+}
+
+/** The current step waits for the fleet to ACK the routing in force. */
+function awaitFleet(c: Ctx): void {
+  const { s } = c;
+  const mirror = mirrorOf(s);
+  s.awaitingAck = { canaryWeight: s.canaryWeight, ...(mirror > 0 ? { mirrorPercent: mirror } : {}), since: c.now.toISOString() };
+}
+
+/** The share of traffic mirrored to the canary now (stored rollouts may predate the field). */
+export function mirrorOf(s: RolloutState): number {
+  return s.mirrorPercent ?? 0;
+}
+
+/** Whether an ACK or NACK is about the routing in force. */
+function isRoutedNow(s: RolloutState, e: { canaryWeight: number; mirrorPercent?: number }): boolean {
+  return e.canaryWeight === s.canaryWeight && (e.mirrorPercent ?? 0) === mirrorOf(s);
+}
+
+/** What a mirror step asks of the fleet, for history. */
+function mirrorWhat(s: RolloutState): string {
+  const p = mirrorOf(s);
+  return p === 0 ? 'the end of mirroring' : `mirroring ${p}% of traffic to ${s.canary}`;
+}
+
+function mirrorSetText(s: RolloutState): string {
+  if (mirrorOf(s) === 0) return 'mirroring stops';
+  const all = s.canaryWeight === 100 ? '; the canary already takes all traffic, so nothing is copied' : '';
+  return `${mirrorWhat(s)} (Envoy nodes only${all})`;
 }
 
 /** A finished rollout waits for nothing and routes no header cohorts. */
@@ -348,6 +417,8 @@ function endSchedule(s: RolloutState): void {
   s.pauseRemainingMs = null;
   s.lastAckAt = null;
   s.lastAckNodes = null;
+  s.lastAckEnvoyNodes = null;
+  s.mirrorPercent = 0; // mirroring ends with the rollout
   if (s.analysis) s.analysis.runs = [];
 }
 

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { parseDuration } from '../model/duration.js';
 import type { AnalysisSpec, Measurement, RolloutState } from '../model/rollout.js';
 import type { RolloutEvent } from './machine.js';
-import { analysisDue, isActive, nextWakeAt } from './machine.js';
+import { analysisDue, isActive, mirrorOf, nextWakeAt } from './machine.js';
 
 /** One node's (one stream's) answer to the routes of a service. */
 export interface NodeConvergence {
@@ -16,6 +16,9 @@ export interface NodeConvergence {
   /** Milliseconds from the start of the wait until the node answered. */
   ms: number | null;
   message?: string;
+  /** The kind of client ('envoy', 'grpc'), when the fleet knows: only Envoys mirror traffic. */
+  /** The kind of client (`envoy` mirrors; proxyless gRPC clients cannot), when known. */
+  kind?: string;
 }
 
 /** The fleet as a rollout sees it: only the nodes that hold the service's resources. */
@@ -188,8 +191,9 @@ export class RolloutScheduler {
     else this.armAnalysis(r);
   }
 
-  /** Reports `fleetAcked` once the service's nodes hold the routes with the awaited weight, and
-   *  `fleetRejected` as soon as one of them NACKs them (even while others are still silent). */
+  /** Reports `fleetAcked` once the service's nodes hold the routes with the awaited weight and
+   *  mirror share, and `fleetRejected` as soon as one of them NACKs them (even while others are
+   *  still silent). */
   private async watchFleet(service: string): Promise<void> {
     this.watching.add(service);
     let warnedAt = Date.now();
@@ -198,21 +202,26 @@ export class RolloutScheduler {
         const r = this.opts.sink.state.rollouts.get(service);
         if (this.closed || !r || !isActive(r) || !r.awaitingAck) return;
         const weight = r.awaitingAck.canaryWeight;
+        const mirrorPercent = r.awaitingAck.mirrorPercent ?? 0;
         await this.opts.published(this.opts.sink.state.revision);
         const nodes = await this.opts.fleet.awaitService(service, { timeoutMs: ACK_POLL_MS, minNodes: r.spec.minNodes });
         const now = this.opts.sink.state.rollouts.get(service);
-        if (this.closed || !now || !isActive(now) || now.canaryWeight !== weight) continue;
+        if (this.closed || !now || !isActive(now) || now.canaryWeight !== weight || mirrorOf(now) !== mirrorPercent) continue;
+        const routing = { canaryWeight: weight, ...(mirrorPercent > 0 ? { mirrorPercent } : {}) };
         const behind = nodes.filter((n) => n.state === 'pending' || n.state === 'rejected');
-        const acked = new Set(nodes.filter((n) => n.state === 'acked').map((n) => n.node)).size;
+        const ackedNodes = nodes.filter((n) => n.state === 'acked');
+        const acked = new Set(ackedNodes.map((n) => n.node)).size;
         if (behind.length === 0 && acked >= (r.spec.minNodes ?? 0)) {
-          await this.act(service, { type: 'fleetAcked', canaryWeight: weight, nodes: acked }, 'fleet');
+          // Only Envoys mirror: history says how many of the service's nodes are Envoys.
+          const envoyNodes = ackedNodes.every((n) => n.kind !== undefined) ? new Set(ackedNodes.filter((n) => n.kind === 'envoy').map((n) => n.node)).size : undefined;
+          await this.act(service, { type: 'fleetAcked', ...routing, nodes: acked, ...(envoyNodes === undefined ? {} : { envoyNodes }) }, 'fleet');
           continue;
         }
         const rejected = behind.filter((n) => n.state === 'rejected');
         if (rejected.length > 0 && now.phase === 'Progressing') {
           // A NACK is a first-class signal: the schedule stops until a human decides.
           const message = rejected[0]!.message ?? 'rejected';
-          await this.act(service, { type: 'fleetRejected', canaryWeight: weight, nodes: [...new Set(rejected.map((n) => n.node))], message }, 'fleet');
+          await this.act(service, { type: 'fleetRejected', ...routing, nodes: [...new Set(rejected.map((n) => n.node))], message }, 'fleet');
           await new Promise((res) => setTimeout(res, RETRY_AFTER_REJECT_MS));
         }
         if (Date.now() - warnedAt >= WARN_EVERY_MS) {

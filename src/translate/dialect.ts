@@ -1,7 +1,8 @@
 // The fields each kind of client reads. Envoy and proxyless gRPC take the same xDS resources but
 // not the same fields: gRPC clients ignore route timeouts and hash policies, older C-core NACKs
 // `string_match`, grpc-js rejects `contains_match`, only gRPC clients report load to the xDS
-// server itself. A dialect says, per concern, what one kind of client is sent.
+// server itself, only Envoy mirrors requests. A dialect says, per concern, what one kind of
+// client is sent.
 import type { NamedService, Version } from '../model/service.js';
 import type { HashSticky, RouteMatcher } from './routing.js';
 
@@ -18,4 +19,7 @@ export interface Dialect {
   stickySplit(sticky: HashSticky): { weightedClusters: object; routeAction: object } | undefined;
   /** Cluster fields beyond the EDS basics for a version. */
   clusterExtras(version: Version): object;
+  /** RouteAction fields that copy `percent` of a route's requests to `cluster` and discard its
+   *  answers, or undefined when this kind cannot mirror: then its routes do not change at all. */
+  mirrorPolicy(cluster: string, percent: number): object | undefined;
 }

@@ -45,7 +45,19 @@ export const envoyDialect: Dialect = {
           },
         }
       : {},
+  // Fire and forget: Envoy sends the copy to the canary cluster (Host suffixed "-shadow"), does
+  // not wait for it, and counts it in that cluster's upstream stats. The fraction's runtime key
+  // is left empty: Envoy then always uses the default value (as it does for a policy without
+  // a fraction, which means 100%).
+  mirrorPolicy: (cluster, percent) => ({
+    request_mirror_policies: [{ cluster, runtime_fraction: { default_value: fractionOf(percent) } }],
+  }),
 };
+
+/** A percent with up to 2 decimals as Envoy's FractionalPercent: per hundred when whole, else per ten thousand. */
+export function fractionOf(percent: number): { numerator: number; denominator: 'HUNDRED' | 'TEN_THOUSAND' } {
+  return Number.isInteger(percent) ? { numerator: percent, denominator: 'HUNDRED' } : { numerator: Math.round(percent * 100), denominator: 'TEN_THOUSAND' };
+}
 
 const LISTENER = 'envoy.config.listener.v3.Listener';
 const VIRTUAL_HOST = 'envoy.config.route.v3.VirtualHost';
@@ -77,7 +89,7 @@ export class EnvoyKind implements ClientKind<EnvoyPart> {
       service: r.service.name,
       vhost,
       vhostVersion: hashBytes(vhost),
-      routed: routedClusters(r),
+      routed: routedClusters(r, envoyDialect),
       resources: [...clusterResources(r.service, envoyDialect), ...loadAssignmentResources(r.service)],
     };
   }

@@ -36,6 +36,8 @@ export const grpcDialect: Dialect = {
   // Proxyless clients report per-cluster load (successes, errors) to the xDS server itself:
   // the data-plane telemetry that canary analysis reads.
   clusterExtras: (_version: Version) => ({ lrs_server: { self: {} } }),
+  // gRPC clients have no request mirroring: a mirror changes nothing they are sent.
+  mirrorPolicy: () => undefined,
 };
 
 const LISTENER = 'envoy.config.listener.v3.Listener';
@@ -52,7 +54,7 @@ export class GrpcKind implements ClientKind {
         TypeUrl.RouteConfiguration,
         name,
         encodeMessage(ROUTE_CONFIGURATION, { name, virtual_hosts: [virtualHost(r, grpcDialect)] }),
-        { [TypeUrl.Cluster]: routedClusters(r) },
+        { [TypeUrl.Cluster]: routedClusters(r, grpcDialect) },
         [name],
       ),
     ];

@@ -1,6 +1,7 @@
 // Virtual hosts and routes: header cohorts first (first match wins), then sticky bucket routes,
 // then the weighted route with the canary listed first, so raising its weight keeps everyone
-// already on it.
+// already on it. A mirror share rides on the routes that carry the general traffic (the
+// weighted route and the sticky route to stable), not on those that already pick the canary.
 import { parseDuration } from '../model/duration.js';
 import { clusterName, domainsOf } from '../model/service.js';
 import type { Dialect } from './dialect.js';
@@ -15,8 +16,9 @@ export function virtualHost(routing: Routing, dialect: Dialect): object {
     match: { prefix: '', ...matchersFor(hr.match, dialect) },
     route: { cluster: cluster(hr.version), ...policy },
   }));
-  if (routing.sticky && 'bucketHeader' in routing.sticky) routes.push(...bucketRoutes(routing, routing.sticky, cluster, policy));
-  routes.push({ name: `${service.name}/default`, match: { prefix: '' }, route: { ...splitAction(routing, dialect, cluster), ...policy } });
+  const mirror = mirrorFields(routing, dialect, cluster);
+  if (routing.sticky && 'bucketHeader' in routing.sticky) routes.push(...bucketRoutes(routing, routing.sticky, cluster, policy, mirror));
+  routes.push({ name: `${service.name}/default`, match: { prefix: '' }, route: { ...splitAction(routing, dialect, cluster), ...mirror, ...policy } });
   return { name: service.name, domains: domainsOf(service), routes };
 }
 
@@ -24,6 +26,11 @@ export const duration = (text: string) => {
   const ms = parseDuration(text);
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
 };
+
+/** The dialect's mirror fields for the routing's mirror, or none. */
+function mirrorFields(routing: Routing, dialect: Dialect, cluster: (v: string) => string): object {
+  return (routing.mirror && dialect.mirrorPolicy(cluster(routing.mirror.version), routing.mirror.percent)) || {};
+}
 
 function splitAction(routing: Routing, dialect: Dialect, cluster: (v: string) => string): object {
   // One version: a plain cluster route (how a rollback looks: no weighted entry at all).
@@ -51,7 +58,7 @@ export function canaryBuckets(weight: number, buckets: number): number {
   return Math.round((weight * buckets) / 100);
 }
 
-function bucketRoutes(routing: Routing, sticky: BucketSticky, cluster: (v: string) => string, policy: object): object[] {
+function bucketRoutes(routing: Routing, sticky: BucketSticky, cluster: (v: string) => string, policy: object, mirror: object): object[] {
   if (routing.split.length !== 2) return [];
   const [canary, stable] = routing.split as [{ version: string; weight: number }, { version: string; weight: number }];
   const name = sticky.bucketHeader.toLowerCase();
@@ -66,7 +73,7 @@ function bucketRoutes(routing: Routing, sticky: BucketSticky, cluster: (v: strin
   routes.push({
     name: `${routing.service.name}/sticky-stable`,
     match: { prefix: '', headers: [{ name, present_match: true }] },
-    route: { cluster: cluster(stable.version), ...policy },
+    route: { cluster: cluster(stable.version), ...mirror, ...policy },
   });
   return routes;
 }
@@ -136,10 +143,11 @@ export function cookieRegex(name: string, m: RouteMatcher): string {
   return `${before}${n}=${value}${after}`;
 }
 
-/** Clusters a service's routes send traffic to (a route must never outlive them on a client). */
-export function routedClusters(r: Routing): string[] {
-  const names = [...r.split.map((s) => s.version), ...r.headerRoutes.map((h) => h.version)].map((v) =>
-    clusterName(r.service.name, v, r.service),
-  );
+/** Clusters a service's routes send traffic to, mirrored copies included (a route must never
+ *  outlive them on a client). */
+export function routedClusters(r: Routing, dialect: Dialect): string[] {
+  const cluster = (v: string) => clusterName(r.service.name, v, r.service);
+  const names = [...r.split.map((s) => s.version), ...r.headerRoutes.map((h) => h.version)].map(cluster);
+  if (r.mirror && dialect.mirrorPolicy(cluster(r.mirror.version), r.mirror.percent)) names.push(cluster(r.mirror.version));
   return [...new Set(names)];
 }

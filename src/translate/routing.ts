@@ -30,6 +30,9 @@ export interface Routing {
   headerRoutes: readonly { name: string; match: readonly RouteMatcher[]; version: string }[];
   /** Keep a user on one version while weights move (for the kinds of client that can). */
   sticky?: Sticky;
+  /** Copy this share (0 < percent <= 100) of the requests the weighted split and the stable
+   *  routes carry to a version, discarding its answers (for the kinds of client that can). */
+  mirror?: { version: string; percent: number };
 }
 
 /** 100% to the stable version: a service without an active rollout. */

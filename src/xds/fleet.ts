@@ -9,6 +9,8 @@ export type OwnerState = 'acked' | 'pending' | 'rejected' | 'disconnected';
 export interface StreamOwnerStatus {
   node: string;
   stream: number;
+  /** The cache group the stream is served from. */
+  group: string;
   state: OwnerState;
   /** awaitOwner: milliseconds from the start of the wait until the stream reached its state
    *  (acked or rejected); null while pending, when disconnected, and in ownerStatus. */
@@ -96,19 +98,19 @@ class OwnerWait {
       // It counted during the wait and now holds nothing of the owner (it ACKed the owner's
       // removal, or dropped its subscription): it holds the owner's current state.
       if (prev && prev.state !== 'acked' && prev.state !== 'disconnected')
-        this.set(s, prev, { node: prev.node, stream: prev.stream, state: 'acked', ms: Math.round(performance.now() - this.started) });
+        this.set(s, prev, { node: prev.node, stream: prev.stream, group: prev.group, state: 'acked', ms: Math.round(performance.now() - this.started) });
       return state;
     }
     if (prev?.state === state && prev.message === message) return state;
     const ms = state === 'pending' ? null : Math.round(performance.now() - this.started);
-    this.set(s, prev, { node: s.node!.id, stream: s.id, state, ms, ...(message !== undefined ? { message } : {}) });
+    this.set(s, prev, { node: s.node!.id, stream: s.id, group: s.group, state, ms, ...(message !== undefined ? { message } : {}) });
     return state;
   }
 
   gone(s: XdsStream): void {
     const prev = this.entries.get(s);
     if (!this.done && prev && prev.state !== 'disconnected')
-      this.set(s, prev, { node: prev.node, stream: prev.stream, state: 'disconnected', ms: null });
+      this.set(s, prev, { node: prev.node, stream: prev.stream, group: prev.group, state: 'disconnected', ms: null });
   }
 
   private set(s: XdsStream, prev: StreamOwnerStatus | undefined, next: StreamOwnerStatus | undefined): void {
@@ -217,7 +219,7 @@ export class Fleet {
       }
       counts[state]++;
       tally.move(s.node!.id, undefined, state);
-      streams.push({ node: s.node!.id, stream: s.id, state, ms: null, ...(message !== undefined ? { message } : {}) });
+      streams.push({ node: s.node!.id, stream: s.id, group: s.group, state, ms: null, ...(message !== undefined ? { message } : {}) });
     }
     return { owner, streams: sortStreams(streams), counts, nodes: tally.nodes, ackedNodes: tally.ackedNodes };
   }

@@ -110,8 +110,11 @@ describe.runIf(fs.existsSync('/usr/bin/curl'))('scripts/envoy-demo.sh against a 
     expect(service.versions.v2.endpoints).toEqual([{ address: scriptVar('BACKEND_V2'), port: 8000 }]);
     // The load generator's Host header must select this service's virtual host.
     expect(service.domains).toContain(flag(compose.services.loadgen!.command, '--host'));
+    // A shadow phase first: every request copied to v2 (Envoy nodes), no user traffic on it yet.
     const rollout = (await sluice.api('GET', '/v1/rollouts/web')).body;
-    expect(rollout.weights).toEqual({ v1: 90, v2: 10 });
+    expect(rollout.weights).toEqual({ v1: 100, v2: 0 });
+    expect(rollout.mirrorPercent).toBe(100);
+    expect(rollout.spec.steps.slice(0, 4).map((s: object) => Object.keys(s)[0])).toEqual(['setMirror', 'analysis', 'setMirror', 'setWeight']);
 
     expect(JSON.parse((await demo('status')).stdout).canary).toBe('v2');
     await demo('rollback');

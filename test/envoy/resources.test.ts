@@ -113,7 +113,7 @@ function referenceProblems(envoy: FakeEnvoy): string[] {
     for (const vh of list(rc.virtual_hosts))
       for (const route of list(vh.routes)) {
         const action = (route.route ?? {}) as Obj;
-        const named = [action.cluster, ...list((action.weighted_clusters as Obj | undefined)?.clusters).map((c) => c.name)];
+        const named = [action.cluster, ...list((action.weighted_clusters as Obj | undefined)?.clusters).map((c) => c.name), ...list(action.request_mirror_policies).map((p) => p.cluster)];
         for (const c of named.filter((n): n is string => typeof n === 'string'))
           if (!clusters.has(c)) problems.push(`route ${rcName}/${vh.name}/${route.name} names cluster ${c}, not in CDS`);
       }

@@ -90,6 +90,14 @@ describe('RolloutSpecSchema', () => {
     ['step with two keys', (s) => (s.steps[3] = { setWeight: 5, pause: {} }), ['steps', 3]],
     ['step with an unknown key', (s) => (s.steps[3] = { wait: {} }), ['steps', 3]],
     ['unknown field in pause', (s) => (s.steps[1].pause.until = 'x'), ['steps', 1, 'pause']],
+    ['mirror above 100', (s) => (s.steps[2] = { setMirror: { percent: 100.01 } }), ['steps', 2, 'setMirror', 'percent']],
+    ['negative mirror', (s) => (s.steps[2] = { setMirror: { percent: -1 } }), ['steps', 2, 'setMirror', 'percent']],
+    ['mirror with 3 decimals', (s) => (s.steps[2] = { setMirror: { percent: 12.345 } }), ['steps', 2, 'setMirror', 'percent']],
+    ['mirror as a string', (s) => (s.steps[2] = { setMirror: { percent: '50' } }), ['steps', 2, 'setMirror', 'percent']],
+    ['mirror without percent', (s) => (s.steps[2] = { setMirror: {} }), ['steps', 2, 'setMirror', 'percent']],
+    ['mirror as a number', (s) => (s.steps[2] = { setMirror: 50 }), ['steps', 2, 'setMirror']],
+    ['unknown field in setMirror', (s) => (s.steps[2] = { setMirror: { percent: 5, cluster: 'x' } }), ['steps', 2, 'setMirror']],
+    ['mirror and weight in one step', (s) => (s.steps[2] = { setMirror: { percent: 5 }, setWeight: 5 }), ['steps', 2]],
     ['bad duration', (s) => (s.steps[1].pause.duration = '2 minutes'), ['steps', 1, 'pause', 'duration']],
     ['zero duration', (s) => (s.steps[1].pause.duration = '0s'), ['steps', 1, 'pause', 'duration']],
     ['duration over 7 days', (s) => (s.steps[1].pause.duration = '168h1ms'), ['steps', 1, 'pause', 'duration']],
@@ -126,7 +134,16 @@ describe('RolloutSpecSchema', () => {
 
   it('explains an exactly-one failure in words', () => {
     const r = RolloutSpecSchema.safeParse(withChange((s) => (s.steps[0] = { setWeight: 5, pause: {} })));
-    expect(r.error?.issues.map((i) => i.message)).toContain('a step needs exactly one of setWeight, pause, analysis (got setWeight, pause)');
+    expect(r.error?.issues.map((i) => i.message)).toContain('a step needs exactly one of setWeight, pause, analysis, setMirror (got setWeight, pause)');
+  });
+
+  it('accepts mirror shares from 0 to 100 with up to 2 decimals', () => {
+    for (const percent of [0, 0.01, 12.5, 33.33, 99.99, 100]) {
+      const spec = withChange((s) => (s.steps = [{ setMirror: { percent } }, { setWeight: 5 }]));
+      expect(RolloutSpecSchema.parse(spec).steps[0], String(percent)).toEqual({ setMirror: { percent } });
+    }
+    const r = RolloutSpecSchema.safeParse(withChange((s) => (s.steps[0] = { setMirror: { percent: 0.125 } })));
+    expect(r.error?.issues[0]?.message).toBe('must have at most 2 decimals');
   });
 
   it('names the unknown key', () => {

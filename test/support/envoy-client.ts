@@ -39,6 +39,8 @@ export class FakeEnvoy {
   private readonly inbox: Decoded[] = [];
   private wake?: () => void;
   private first = true;
+  /** Per type URL, the names last subscribed ([] = wildcard): what an ACK repeats (state of the world). */
+  private readonly subscribed = new Map<string, string[]>();
 
   constructor(
     port: number,
@@ -65,7 +67,24 @@ export class FakeEnvoy {
     this.first = false;
     if (this.mode === 'sotw') this.send('DiscoveryRequest', { ...node, type_url: typeUrl, resource_names: names });
     else this.send('DeltaDiscoveryRequest', { ...node, type_url: typeUrl, resource_names_subscribe: names });
+    this.subscribed.set(typeUrl, names);
+    return this.receive(typeUrl, timeoutMs);
+  }
 
+  /** Waits for the server to push `typeUrl` again (after a change), ACKs it like Envoy and
+   *  returns the resources it carried. */
+  awaitPush(typeUrl: string, timeoutMs = 5000): Promise<Map<string, Obj>> {
+    return this.receive(typeUrl, timeoutMs);
+  }
+
+  /** Responses received and not yet read, of `typeUrl` (a client whose resources did not change gets none). */
+  unread(typeUrl: string): number {
+    return this.inbox.filter((d) => d.value.type_url === typeUrl).length;
+  }
+
+  /** Reads the next response of `typeUrl`, ACKs it and keeps what it carried. */
+  private async receive(typeUrl: string, timeoutMs: number): Promise<Map<string, Obj>> {
+    const names = this.subscribed.get(typeUrl) ?? [];
     const response = await this.next(typeUrl, timeoutMs);
     const held = this.resources.get(typeUrl) ?? new Map<string, Obj>();
     const got = new Map<string, Obj>();

@@ -633,6 +633,10 @@ const ENVOY_RULES: Record<string, Rule> = {
       if (!c.name === !c.cluster_header) ctx.add(join(path, `clusters[${i}]`), 'set exactly one of name and cluster_header');
     });
   },
+  // ShadowPolicyImpl (validateMirrorClusterSpecifier): exactly one of cluster and cluster_header.
+  'envoy.config.route.v3.RouteAction.RequestMirrorPolicy': (p, path, ctx) => {
+    if (!p.cluster === !p.cluster_header) ctx.add(path, 'a request mirror policy needs exactly one of cluster and cluster_header');
+  },
   // Envoy compiles safe_regex with RE2: so does this check (Google's RE2 as WebAssembly).
   'envoy.type.matcher.v3.RegexMatcher': (m, path, ctx) => {
     const regex = String(m.regex ?? '');
