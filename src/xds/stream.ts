@@ -13,6 +13,8 @@ import { EMPTY_SET } from './resource-set.js';
 import type { ResourceSet } from './resource-set.js';
 import type { RawNode, XdsNode } from './node.js';
 import { byPushOrder, isWildcardCapable, nodeFromRequest, PUSH_ORDER } from './node.js';
+import type { XdsPeer } from './peer.js';
+import { NO_PEER } from './peer.js';
 
 export { ProtocolError };
 
@@ -113,7 +115,9 @@ export interface StreamHost {
   readonly cache: ResourceCache;
   readonly log: Logger;
   readonly limits: Readonly<XdsLimits>;
-  groupOf(node: XdsNode): string;
+  groupOf(node: XdsNode, peer: XdsPeer): string;
+  /** Why `node` may not attach from `peer` (the stream ends with PERMISSION_DENIED), or undefined. */
+  authorize(node: XdsNode, peer: XdsPeer): string | undefined;
   attached(stream: XdsStream): void;
   /** The stream now may count for `owner` (see XdsStream.owners). */
   joined(stream: XdsStream, owner: string): void;
@@ -158,6 +162,8 @@ export abstract class XdsStream {
     protected readonly call: Call,
     /** Per-type services (LDS, CDS, ...) serve one type only; ADS serves all. */
     readonly onlyType?: string,
+    /** Who opened the stream (address, verified client certificate). */
+    readonly peer: XdsPeer = NO_PEER,
   ) {}
 
   abstract readonly flavour: 'sotw' | 'delta';
@@ -166,12 +172,16 @@ export abstract class XdsStream {
   protected abstract push(typeUrl: string, force?: boolean): void;
 
   /** Takes the node from the first request and returns the type URL this request is about.
-   *  Refuses what the limits do not allow before anything is kept for it. */
+   *  Refuses what the limits or the host's authorization do not allow before anything is kept
+   *  for it. */
   protected identify(node: RawNode | null | undefined, requestType: string): string {
     if (!this.node) {
       if (!node?.id) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'the first request must carry node.id');
       checkNode(node, this.host.limits);
-      this.attach(nodeFromRequest(node));
+      const claimed = nodeFromRequest(node);
+      const refusal = this.host.authorize(claimed, this.peer);
+      if (refusal !== undefined) throw new ProtocolError(GrpcStatus.PERMISSION_DENIED, refusal);
+      this.attach(claimed);
     }
     const typeUrl = requestType || this.onlyType || '';
     if (!typeUrl) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'type_url is required on ADS');
@@ -208,7 +218,7 @@ export abstract class XdsStream {
 
   protected attach(node: XdsNode): void {
     this.node = node;
-    this.group = this.host.groupOf(node);
+    this.group = this.host.groupOf(node, this.peer);
     this.host.attached(this);
   }
 
