@@ -50,7 +50,7 @@ export async function startLoggedSluice(overrides: Partial<Config>): Promise<Log
  *  server's certificate of each handshake. */
 export function clientCreds(ca: Buffer, who?: Issued, seen?: (cert: PeerCertificate) => void): grpc.ChannelCredentials {
   return grpc.credentials.createSsl(ca, who?.keyPem ?? null, who?.certPem ?? null, {
-    checkServerIdentity: (host, cert) => {
+    checkServerIdentity: (_host, cert) => {
       seen?.(cert);
       return undefined; // the server certificate names 127.0.0.1; the CA check still applies
     },
