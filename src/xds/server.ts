@@ -87,8 +87,6 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
   private readonly attachedStreams = new Set<XdsStream>();
   /** Attached streams by cache group: a change to one group visits only its streams. */
   private readonly streamsByGroup = new Map<string, Set<XdsStream>>();
-  /** How to end each open stream with a status (endStreams). */
-  private readonly enders = new Map<XdsStream, (ending: StreamEnding) => void>();
   private server?: grpc.Server;
 
   constructor(opts: XdsServerOptions) {
@@ -152,7 +150,6 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
       ended = true;
       stream.close();
       this.streams.delete(stream);
-      this.enders.delete(stream);
       if (this.attachedStreams.delete(stream)) {
         const group = this.streamsByGroup.get(stream.group);
         group?.delete(stream);
@@ -165,21 +162,18 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
         }
       }
     };
-    // grpc-js sends a status for an emitted error; a destroyed call would just hang open.
-    const endWith = (e: ProtocolError) => {
-      if (ended) return;
-      call.emit('error', { code: e.code, details: e.message });
-      end(e);
-    };
-    this.enders.set(stream, ({ code, message }) => endWith(new ProtocolError(code, message)));
     call.on('data', (req: Req) => {
       if (ended) return;
       try {
         handle(stream, req);
       } catch (err) {
+        const e = err instanceof ProtocolError ? err : new ProtocolError(grpc.status.INTERNAL, String(err));
         if (!(err instanceof ProtocolError)) this.log.error({ err, stream: stream.id }, 'xds request failed');
         else if (err.code === grpc.status.PERMISSION_DENIED) this.log.warn({ peer: stream.peer.address, problem: err.message }, 'xds stream refused');
-        endWith(err instanceof ProtocolError ? err : new ProtocolError(grpc.status.INTERNAL, String(err)));
+        // grpc-js sends a status for an emitted error (and 'error' ends the stream here); a
+        // destroyed call would just hang open.
+        stream.endWith(e.code, e.message);
+        end(e);
       }
     });
     call.on('end', () => {
@@ -274,10 +268,9 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
     let ended = 0;
     for (const stream of [...this.attachedStreams]) {
       const ending = decide({ node: stream.node!, peer: stream.peer, group: stream.group });
-      const ender = ending && this.enders.get(stream);
-      if (!ending || !ender) continue;
+      if (!ending || stream.closed) continue;
       this.log.info({ node: stream.node?.id, stream: stream.id, code: grpc.status[ending.code], reason: ending.message }, 'xds stream ended by the server');
-      ender(ending);
+      stream.endWith(ending.code, ending.message);
       ended++;
     }
     return ended;

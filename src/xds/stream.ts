@@ -129,6 +129,9 @@ export interface StreamHost {
 export interface Call {
   write(chunk: Buffer): boolean;
   once(event: 'drain', fn: () => void): unknown;
+  /** grpc-js ends the call with this status when an error is emitted on it (benchmarks' fake
+   *  calls have none). */
+  emit?(event: 'error', status: { code: number; details: string }): boolean;
 }
 
 /** Two versions carry the same part of an owner: same bytes, or the same fragment. */
@@ -428,6 +431,11 @@ export abstract class XdsStream {
         ? { version: st.lastNack.version, message: st.lastNack.message, at: st.lastNack.at.toISOString() }
         : null,
     }));
+  }
+
+  /** Ends the call with a gRPC status; the server's error handler then closes the stream. */
+  endWith(code: number, message: string): void {
+    if (!this.closed) this.call.emit?.('error', { code, details: message });
   }
 
   /** Ends the stream's life on the server; subclasses free what they hold in shared structures. */
