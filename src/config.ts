@@ -55,6 +55,8 @@ export const ConfigSchema = z.strictObject({
   xdsTlsCert: z.string().optional(),
   xdsTlsKey: z.string().optional(),
   xdsTlsCa: z.string().optional(),
+  /** Which client identities may claim which nodes and read which services (YAML or JSON, reloaded on change; needs --xds-tls-ca). */
+  xdsPolicy: z.string().min(1).optional(),
   envoyListenerAddress: z.string().default('0.0.0.0'),
   envoyListenerPort: z.coerce.number().int().min(1).max(65535).default(10000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -86,6 +88,7 @@ const FLAGS = {
   'xds-tls-cert': 'xdsTlsCert',
   'xds-tls-key': 'xdsTlsKey',
   'xds-tls-ca': 'xdsTlsCa',
+  'xds-policy': 'xdsPolicy',
   'envoy-listener-address': 'envoyListenerAddress',
   'envoy-listener-port': 'envoyListenerPort',
   'log-level': 'logLevel',
@@ -124,5 +127,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   }
   if (!!parsed.data.xdsTlsCert !== !!parsed.data.xdsTlsKey) throw new Error('--xds-tls-cert and --xds-tls-key go together');
   if (parsed.data.xdsTlsCa && !parsed.data.xdsTlsCert) throw new Error('--xds-tls-ca needs --xds-tls-cert and --xds-tls-key');
+  if (parsed.data.xdsPolicy && !parsed.data.xdsTlsCa)
+    throw new Error('--xds-policy needs mutual TLS (--xds-tls-cert, --xds-tls-key and --xds-tls-ca): identities come from client certificates');
   return parsed.data;
 }

@@ -1,5 +1,4 @@
 // Wiring only: builds the parts and connects them.
-import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
@@ -24,6 +23,9 @@ import { clusterName } from './model/service.js';
 import { kindOfGroup, NodeGroups } from './reconcile/node-groups.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { RolloutScheduler } from './rollout/scheduler.js';
+import { ReloadingCertificates } from './security/certificates.js';
+import { PolicyFile } from './security/policy-file.js';
+import { announceXdsSecurity, XdsAccess } from './security/xds-access.js';
 import { StateWriter } from './state/writer.js';
 import { selfMetrics } from './telemetry/self-metrics.js';
 import { Telemetry } from './telemetry/telemetry.js';
@@ -49,16 +51,6 @@ export interface Sluice {
   stop(): Promise<void>;
 }
 
-function xdsCredentials(config: Config): grpc.ServerCredentials {
-  if (!config.xdsTlsCert || !config.xdsTlsKey) return grpc.ServerCredentials.createInsecure();
-  const ca = config.xdsTlsCa ? fs.readFileSync(config.xdsTlsCa) : null;
-  return grpc.ServerCredentials.createSsl(
-    ca,
-    [{ cert_chain: fs.readFileSync(config.xdsTlsCert), private_key: fs.readFileSync(config.xdsTlsKey) }],
-    !!ca, // with a CA, clients must present a certificate it signed (mutual TLS)
-  );
-}
-
 export async function startSluice(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Sluice> {
   // The data dir is exclusive (a second server refuses to start); if another process takes the
   // lock anyway, writes fail and /readyz says so, while the last good config keeps being served.
@@ -70,13 +62,22 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   const tokens = config.apiTokens || config.apiToken ? ApiTokens.open({ file: config.apiTokens, legacyToken: config.apiToken, log: log.child({ component: 'api' }) }) : undefined;
   const audit = await AuditLog.open(config.auditLog ?? path.join(config.dataDir, 'audit.log'), log.child({ component: 'audit' }));
   const prometheus = new PrometheusProviders(config.prometheus);
+  // xDS security: TLS files (reloaded on change), the access policy (reloaded on change).
+  const xdsTls =
+    config.xdsTlsCert && config.xdsTlsKey
+      ? ReloadingCertificates.open({ cert: config.xdsTlsCert, key: config.xdsTlsKey, ca: config.xdsTlsCa }, log.child({ component: 'xds-tls' }))
+      : undefined;
+  const policyFile = config.xdsPolicy ? PolicyFile.open(config.xdsPolicy, log.child({ component: 'xds-policy' })) : undefined;
+  const access = new XdsAccess({ mutualTls: !!(xdsTls && config.xdsTlsCa), policy: policyFile && (() => policyFile.current), log });
+  announceXdsSecurity(log, { tls: !!xdsTls, mutualTls: !!(xdsTls && config.xdsTlsCa), policy: config.xdsPolicy, host: config.host });
   const cache = new ResourceCache(`sluice@${process.pid}`);
-  // A node's cache group: its kind of client, narrowed to the services it asks for.
-  const groups = new NodeGroups();
+  // A node's cache group: its kind of client, narrowed to the services it asks for and may read.
+  const groups = new NodeGroups(access.readPolicy);
   const xds = new XdsServer({
     cache,
     log: log.child({ component: 'xds' }),
-    groupOf: (node) => groups.groupOf(node),
+    groupOf: (node, peer) => groups.groupOf(node, peer),
+    authorize: access.authorize,
     limits: {
       maxNamesPerRequest: config.xdsMaxNamesPerRequest,
       maxSubscribedNamesPerStream: config.xdsMaxSubscribedNames,
@@ -92,7 +93,15 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     new EnvoyKind({ name: 'sluice_http', address: config.envoyListenerAddress, port: config.envoyListenerPort }),
   ]);
   const reconciler = new Reconciler({ cache, translator, groups, log: log.child({ component: 'reconcile' }) });
-  xds.on('groupActive', (group) => reconciler.activate(group));
+  xds.on('groupActive', (group) => {
+    groups.activated(group);
+    reconciler.activate(group);
+  });
+  // A new policy applies to connected nodes: those it refuses, or scopes differently, reconnect.
+  policyFile?.on('change', () => {
+    const ended = xds.endStreams((s) => access.endingAfterPolicyChange(s, groups.groupIdOf(s.node, s.peer)));
+    log.info({ ended }, 'xDS policy applied to connected streams');
+  });
   xds.on('groupIdle', (group) => reconciler.deactivate(group));
   const state = new StateWriter({
     store,
@@ -102,11 +111,13 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   state.on('change', (change) => reconciler.apply(change));
 
   const lrsIntervalMs = parseDuration(config.lrsInterval);
-  // Load reports and Envoy stats count only for clusters the reporting node was sent.
+  // Load reports and Envoy stats count only from a sender that may claim the node, and only for
+  // clusters a stream of that node, opened by the same identity, was sent.
   const telemetry = new Telemetry({
     log: log.child({ component: 'telemetry' }),
     lrsIntervalMs,
-    mayReport: (node, cluster) => xds.wasSent(node, TypeUrl.Cluster, cluster),
+    authorize: access.authorize,
+    mayReport: (node, cluster, peer) => xds.wasSent(node, TypeUrl.Cluster, cluster, (p) => access.sameIdentity(p, peer)),
     maxNodeIdBytes: xds.limits.maxNodeIdBytes,
   });
   const analyzer = new Analyzer({
@@ -147,7 +158,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   const grpcServer = new grpc.Server(xds.grpcServerOptions());
   xds.register(grpcServer);
   telemetry.register(grpcServer);
-  const xdsPort = await xds.bind(grpcServer, config.host, config.xdsPort, xdsCredentials(config));
+  const xdsPort = await xds.bind(grpcServer, config.host, config.xdsPort, xdsTls?.credentials() ?? grpc.ServerCredentials.createInsecure());
 
   let started = false;
   const problems = () => reconciler.serviceErrors();
@@ -200,6 +211,8 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
       tokens?.close();
       await audit.close();
       await xds.close(500);
+      policyFile?.close();
+      xdsTls?.close();
       await store.close();
       log.info('sluice stopped');
     },

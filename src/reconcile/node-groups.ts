@@ -8,6 +8,8 @@ import { NAME } from '../model/service.js';
 import type { KindName } from '../translate/client-kind.js';
 import { kindOf } from '../translate/client-kind.js';
 import type { XdsNode } from '../xds/node.js';
+import type { XdsPeer } from '../xds/peer.js';
+import { NO_PEER } from '../xds/peer.js';
 
 /** Every service, or these. */
 export type Scope = '*' | ReadonlySet<string>;
@@ -17,8 +19,9 @@ export interface GroupSpec {
   services: Scope;
 }
 
-/** Restricts what a node may read (the xDS access policy); '*' = no restriction. */
-export type ReadPolicy = (node: XdsNode) => Scope;
+/** Restricts what a node, connected from a peer, may read (the xDS access policy); '*' = no
+ *  restriction. */
+export type ReadPolicy = (node: XdsNode, peer: XdsPeer) => Scope;
 
 export const SERVICES_METADATA_KEY = 'sluice.services';
 
@@ -42,19 +45,43 @@ export function inScope(scope: Scope, service: string): boolean {
 
 export class NodeGroups {
   private readonly specs = new Map<string, GroupSpec>();
+  /** Specs registered by groupOf whose group has not become active (a Fetch, or a node refused
+   *  right after): they are needed only until the end of the call that registered them. */
+  private readonly unclaimed = new Set<string>();
 
   constructor(private readonly policy: ReadPolicy = () => '*') {}
 
-  /** The cache group a node is served from (registered until `forget`). */
-  groupOf(node: XdsNode): string {
+  /** The cache group a node is served from, registered until `forget` once `activated`. */
+  groupOf(node: XdsNode, peer: XdsPeer = NO_PEER): string {
+    const { id, spec } = this.resolve(node, peer);
+    if (spec && !this.specs.has(id)) {
+      // Whatever a client makes up (Fetch after Fetch with new metadata) costs one spec at most.
+      for (const g of this.unclaimed) this.specs.delete(g);
+      this.unclaimed.clear();
+      this.specs.set(id, spec);
+      this.unclaimed.add(id);
+    }
+    return id;
+  }
+
+  /** The group `groupOf` would give, without registering it (to compare after a policy change). */
+  groupIdOf(node: XdsNode, peer: XdsPeer = NO_PEER): string {
+    return this.resolve(node, peer).id;
+  }
+
+  /** A group has a node now: its spec stays until `forget`. */
+  activated(group: string): void {
+    this.unclaimed.delete(group);
+  }
+
+  private resolve(node: XdsNode, peer: XdsPeer): { id: string; spec?: GroupSpec } {
     const kind = kindOf(node);
-    const services = intersect(requestedServices(node), this.policy(node));
-    if (services === '*') return kind; // the kind's own group always exists
+    const services = intersect(requestedServices(node), this.policy(node, peer));
+    if (services === '*') return { id: kind }; // the kind's own group always exists
     const sorted = [...services].sort();
     // A short stable id: metric labels and logs carry the group.
     const id = `${kind}~${createHash('sha256').update(sorted.join('\n')).digest('base64url').slice(0, 12)}`;
-    if (!this.specs.has(id)) this.specs.set(id, { kind, services: new Set(sorted) });
-    return id;
+    return { id, spec: { kind, services: new Set(sorted) } };
   }
 
   /** What a group serves; the kind groups ('envoy', 'grpc') serve every service. */
@@ -65,6 +92,7 @@ export class NodeGroups {
 
   forget(group: string): void {
     this.specs.delete(group);
+    this.unclaimed.delete(group);
   }
 }
 

@@ -15,7 +15,7 @@ export interface SelfMetricsOptions {
   cache: ResourceCache;
   rollouts: () => RolloutState[];
   telemetryReports: Readonly<Record<ReportSource, number>>;
-  /** Reports refused (for clusters the node was not sent, or over the cluster bound), by reason. */
+  /** Reports refused (for clusters the node was not sent, over the cluster bound, or from a sender refused for the node), by reason. */
   telemetryDropped: Readonly<Record<string, number>>;
   /** Services not published as declared (translation failed or a name clash), with why. */
   serviceProblems: () => ReadonlyMap<string, string>;
@@ -99,7 +99,7 @@ export function selfMetrics(opts: SelfMetricsOptions): Registry {
 
   new Counter({
     name: 'sluice_telemetry_reports_dropped_total',
-    help: 'Per-cluster load reports dropped, by reason (cluster_not_sent: the node was never sent that cluster)',
+    help: 'Per-cluster load reports dropped, by reason (cluster_not_sent: the node, as this client, was never sent that cluster; cluster_limit: too many clusters; node_refused: the sender may not report as that node)',
     labelNames: ['reason'],
     registers,
     collect() {

@@ -3,6 +3,7 @@
 // by the streams themselves) and a node → streams index; an ACK or NACK touches only the waits
 // of owners its stream counts for. Never a scan over every stream.
 import type { OwnerStanding, XdsStream } from './stream.js';
+import type { XdsPeer } from './peer.js';
 
 export type OwnerState = 'acked' | 'pending' | 'rejected' | 'disconnected';
 
@@ -250,10 +251,11 @@ export class Fleet {
   }
 
   /** Whether a live stream of `nodeId` was sent (or holds) `name` of `typeUrl`. */
-  wasSent(nodeId: string, typeUrl: string, name: string): boolean {
+  wasSent(nodeId: string, typeUrl: string, name: string, from?: (peer: XdsPeer) => boolean): boolean {
     const had = this.byNode.get(nodeId);
     if (!had) return false;
     for (const s of had instanceof Set ? had : [had]) {
+      if (from && !from(s.peer)) continue;
       const st = s.types.get(typeUrl);
       if (st && (st.sent.has(name) || st.acked.has(name))) return true;
     }

@@ -22,6 +22,14 @@ import type { Nack, StreamHost, TypeStatus } from './stream.js';
 import { ProtocolError, XdsStream } from './stream.js';
 import { Field, bytesField } from './wire.js';
 import { nodeFromRequest } from './node.js';
+import type { XdsPeer } from './peer.js';
+import { peerOf } from './peer.js';
+
+/** Why the server ends a stream (see XdsServer.endStreams). */
+export interface StreamEnding {
+  code: grpc.status;
+  message: string;
+}
 
 /** The discovery services and the one type each serves (ADS: every type). */
 const DISCOVERY: readonly { service: ServiceName; typeUrl?: string }[] = [
@@ -46,8 +54,13 @@ export interface NodeStatus {
 export interface XdsServerOptions {
   cache: ResourceCache;
   log: Logger;
-  /** Which group of the cache a node is served from (e.g. Envoy vs proxyless gRPC). */
-  groupOf: (node: XdsNode) => string;
+  /** Which group of the cache a node is served from (e.g. Envoy vs proxyless gRPC, or what the
+   *  peer may read). */
+  groupOf: (node: XdsNode, peer: XdsPeer) => string;
+  /** Why `node` may not be served to `peer`, or undefined when it may: asked on a stream's first
+   *  request (a refusal ends it with PERMISSION_DENIED and this message) and on every Fetch.
+   *  Default: everyone may. */
+  authorize?: (node: XdsNode, peer: XdsPeer) => string | undefined;
   /** Bounds on untrusted input; each unset one takes its default (limits.ts, DEFAULT_LIMITS). */
   limits?: Partial<XdsLimits>;
 }
@@ -66,7 +79,8 @@ export interface XdsServerEvents {
 export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHost {
   readonly cache: ResourceCache;
   readonly log: Logger;
-  readonly groupOf: (node: XdsNode) => string;
+  readonly groupOf: (node: XdsNode, peer: XdsPeer) => string;
+  private readonly authorizer?: (node: XdsNode, peer: XdsPeer) => string | undefined;
   readonly limits: Readonly<XdsLimits>;
   private readonly fleetIndex = new Fleet();
   private readonly streams = new Set<XdsStream>();
@@ -81,6 +95,7 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
     this.cache = opts.cache;
     this.log = opts.log;
     this.groupOf = opts.groupOf;
+    this.authorizer = opts.authorize;
     this.limits = resolveLimits(opts.limits);
     this.cache.onChange((group, types, owners) => {
       const streams = this.streamsByGroup.get(group);
@@ -106,7 +121,7 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
         decoders[name] = delta ? decodeDeltaDiscoveryRequest : decodeDiscoveryRequest;
         if (!definition.requestStream)
           handlers[name] = (call: grpc.ServerUnaryCall<DiscoveryRequest, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
-            this.fetch(call.request, typeUrl!, cb);
+            this.fetch(call.request, peerOf(call), typeUrl!, cb);
         else if (delta)
           handlers[name] = (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) => this.serveDelta(call, typeUrl);
         else handlers[name] = (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) => this.serveSotw(call, typeUrl);
@@ -116,11 +131,11 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
   }
 
   private serveSotw(call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>, onlyType?: string): void {
-    this.serve(call, new SotwStream(this, call, onlyType), (s, req) => (s as SotwStream).onRequest(req));
+    this.serve(call, new SotwStream(this, call, onlyType, peerOf(call)), (s, req) => (s as SotwStream).onRequest(req));
   }
 
   private serveDelta(call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>, onlyType?: string): void {
-    this.serve(call, new DeltaStream(this, call, onlyType), (s, req) => (s as DeltaStream).onRequest(req));
+    this.serve(call, new DeltaStream(this, call, onlyType, peerOf(call)), (s, req) => (s as DeltaStream).onRequest(req));
   }
 
   private serve<Req>(
@@ -148,13 +163,16 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
       }
     };
     call.on('data', (req: Req) => {
+      if (ended) return;
       try {
         handle(stream, req);
       } catch (err) {
         const e = err instanceof ProtocolError ? err : new ProtocolError(grpc.status.INTERNAL, String(err));
         if (!(err instanceof ProtocolError)) this.log.error({ err, stream: stream.id }, 'xds request failed');
-        // grpc-js sends a status for an emitted error; a destroyed call would just hang open.
-        call.emit('error', { code: e.code, details: e.message });
+        else if (err.code === grpc.status.PERMISSION_DENIED) this.log.warn({ peer: stream.peer.address, problem: err.message }, 'xds stream refused');
+        // grpc-js sends a status for an emitted error (and 'error' ends the stream here); a
+        // destroyed call would just hang open.
+        stream.endWith(e.code, e.message);
         end(e);
       }
     });
@@ -167,7 +185,7 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
     call.on('cancelled', () => end());
   }
 
-  private fetch(req: DiscoveryRequest, typeUrl: string, cb: grpc.sendUnaryData<Buffer>): void {
+  private fetch(req: DiscoveryRequest, peer: XdsPeer, typeUrl: string, cb: grpc.sendUnaryData<Buffer>): void {
     if (!req.node?.id) return cb({ code: grpc.status.INVALID_ARGUMENT, details: 'node.id is required' });
     const names = req.resource_names ?? [];
     try {
@@ -177,7 +195,13 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
       if (err instanceof ProtocolError) return cb({ code: err.code, details: err.message });
       throw err;
     }
-    const group = this.groupOf(nodeFromRequest(req.node));
+    const node = nodeFromRequest(req.node);
+    const refusal = this.authorize(node, peer);
+    if (refusal !== undefined) {
+      this.log.warn({ peer: peer.address, problem: refusal }, 'xds fetch refused');
+      return cb({ code: grpc.status.PERMISSION_DENIED, details: refusal });
+    }
+    const group = this.groupOf(node, peer);
     const view = this.cache.view(group, typeUrl, names.length === 0 || names.includes('*') ? WILDCARD : new Set(names));
     if (req.version_info && req.version_info === view.version)
       return cb({ code: grpc.status.UNAVAILABLE, details: 'not modified' });
@@ -185,6 +209,10 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
   }
 
   // StreamHost
+  authorize(node: XdsNode, peer: XdsPeer): string | undefined {
+    return this.authorizer?.(node, peer);
+  }
+
   attached(stream: XdsStream): void {
     this.attachedStreams.add(stream);
     this.fleetIndex.attached(stream);
@@ -193,7 +221,7 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
     if (!group) this.streamsByGroup.set(stream.group, (group = new Set()));
     group.add(stream);
     this.log.info(
-      { node: stream.node?.id, cluster: stream.node?.cluster, userAgent: stream.node?.userAgentName, group: stream.group, flavour: stream.flavour, stream: stream.id },
+      { node: stream.node?.id, cluster: stream.node?.cluster, userAgent: stream.node?.userAgentName, group: stream.group, flavour: stream.flavour, stream: stream.id, peer: stream.peer.address },
       'xds stream opened',
     );
     if (first) this.emit('groupActive', stream.group);
@@ -225,9 +253,27 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
     return this.fleetIndex.awaitOwner(owner, opts);
   }
 
-  /** Whether a live stream of `nodeId` was sent (or holds) `name` of `typeUrl`. */
-  wasSent(nodeId: string, typeUrl: string, name: string): boolean {
-    return this.fleetIndex.wasSent(nodeId, typeUrl, name);
+  /** Whether a live stream of `nodeId` was sent (or holds) `name` of `typeUrl`; with `from`,
+   *  only streams whose peer it accepts count. */
+  wasSent(nodeId: string, typeUrl: string, name: string, from?: (peer: XdsPeer) => boolean): boolean {
+    return this.fleetIndex.wasSent(nodeId, typeUrl, name, from);
+  }
+
+  /**
+   * Asks `decide` about every attached stream and ends those it gives an ending for, with that
+   * status (their clients reconnect and attach again, e.g. under a new access policy). Returns
+   * how many were ended.
+   */
+  endStreams(decide: (stream: { readonly node: XdsNode; readonly peer: XdsPeer; readonly group: string }) => StreamEnding | undefined): number {
+    let ended = 0;
+    for (const stream of [...this.attachedStreams]) {
+      const ending = decide({ node: stream.node!, peer: stream.peer, group: stream.group });
+      if (!ending || stream.closed) continue;
+      this.log.info({ node: stream.node?.id, stream: stream.id, code: grpc.status[ending.code], reason: ending.message }, 'xds stream ended by the server');
+      stream.endWith(ending.code, ending.message);
+      ended++;
+    }
+    return ended;
   }
 
   /** Sizes of the fleet indexes (for /metrics; they return to zero with the streams). */

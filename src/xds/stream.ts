@@ -13,6 +13,8 @@ import { EMPTY_SET } from './resource-set.js';
 import type { ResourceSet } from './resource-set.js';
 import type { RawNode, XdsNode } from './node.js';
 import { byPushOrder, isWildcardCapable, nodeFromRequest, PUSH_ORDER } from './node.js';
+import type { XdsPeer } from './peer.js';
+import { NO_PEER } from './peer.js';
 
 export { ProtocolError };
 
@@ -113,7 +115,9 @@ export interface StreamHost {
   readonly cache: ResourceCache;
   readonly log: Logger;
   readonly limits: Readonly<XdsLimits>;
-  groupOf(node: XdsNode): string;
+  groupOf(node: XdsNode, peer: XdsPeer): string;
+  /** Why `node` may not attach from `peer` (the stream ends with PERMISSION_DENIED), or undefined. */
+  authorize(node: XdsNode, peer: XdsPeer): string | undefined;
   attached(stream: XdsStream): void;
   /** The stream now may count for `owner` (see XdsStream.owners). */
   joined(stream: XdsStream, owner: string): void;
@@ -125,6 +129,9 @@ export interface StreamHost {
 export interface Call {
   write(chunk: Buffer): boolean;
   once(event: 'drain', fn: () => void): unknown;
+  /** grpc-js ends the call with this status when an error is emitted on it (benchmarks' fake
+   *  calls have none). */
+  emit?(event: 'error', status: { code: number; details: string }): boolean;
 }
 
 /** Two versions carry the same part of an owner: same bytes, or the same fragment. */
@@ -158,6 +165,8 @@ export abstract class XdsStream {
     protected readonly call: Call,
     /** Per-type services (LDS, CDS, ...) serve one type only; ADS serves all. */
     readonly onlyType?: string,
+    /** Who opened the stream (address, verified client certificate). */
+    readonly peer: XdsPeer = NO_PEER,
   ) {}
 
   abstract readonly flavour: 'sotw' | 'delta';
@@ -166,12 +175,16 @@ export abstract class XdsStream {
   protected abstract push(typeUrl: string, force?: boolean): void;
 
   /** Takes the node from the first request and returns the type URL this request is about.
-   *  Refuses what the limits do not allow before anything is kept for it. */
+   *  Refuses what the limits or the host's authorization do not allow before anything is kept
+   *  for it. */
   protected identify(node: RawNode | null | undefined, requestType: string): string {
     if (!this.node) {
       if (!node?.id) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'the first request must carry node.id');
       checkNode(node, this.host.limits);
-      this.attach(nodeFromRequest(node));
+      const claimed = nodeFromRequest(node);
+      const refusal = this.host.authorize(claimed, this.peer);
+      if (refusal !== undefined) throw new ProtocolError(GrpcStatus.PERMISSION_DENIED, refusal);
+      this.attach(claimed);
     }
     const typeUrl = requestType || this.onlyType || '';
     if (!typeUrl) throw new ProtocolError(GrpcStatus.INVALID_ARGUMENT, 'type_url is required on ADS');
@@ -208,7 +221,7 @@ export abstract class XdsStream {
 
   protected attach(node: XdsNode): void {
     this.node = node;
-    this.group = this.host.groupOf(node);
+    this.group = this.host.groupOf(node, this.peer);
     this.host.attached(this);
   }
 
@@ -418,6 +431,11 @@ export abstract class XdsStream {
         ? { version: st.lastNack.version, message: st.lastNack.message, at: st.lastNack.at.toISOString() }
         : null,
     }));
+  }
+
+  /** Ends the call with a gRPC status; the server's error handler then closes the stream. */
+  endWith(code: number, message: string): void {
+    if (!this.closed) this.call.emit?.('error', { code, details: message });
   }
 
   /** Ends the stream's life on the server; subclasses free what they hold in shared structures. */

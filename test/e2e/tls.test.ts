@@ -1,24 +1,12 @@
-// The xDS port over TLS and mutual TLS, with certificates made by openssl for the test.
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
+// The xDS port over TLS and mutual TLS, with certificates made by openssl for the test (identity,
+// policy and rotation: test/security).
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messageType, TypeUrl } from '../../src/xds/protos.js';
+import type { TestCerts } from '../support/certs.js';
+import { makeCerts } from '../support/certs.js';
 import type { TestSluice } from '../support/sluice.js';
 import { startTestSluice, tempDir } from '../support/sluice.js';
-
-function makeCerts(dir: string) {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=test-ca', '-keyout', 'ca.key', '-out', 'ca.crt');
-  fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  for (const who of ['server', 'client']) {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${who}`, '-keyout', `${who}.key`, '-out', `${who}.csr`);
-    ssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'san.ext', '-out', `${who}.crt`);
-  }
-  const read = (f: string) => fs.readFileSync(path.join(dir, f));
-  return { dir, ca: read('ca.crt'), clientKey: read('client.key'), clientCert: read('client.crt') };
-}
 
 const Request = messageType('envoy.service.discovery.v3.DiscoveryRequest');
 const Response = messageType('envoy.service.discovery.v3.DiscoveryResponse');
@@ -42,15 +30,15 @@ function firstResponse(port: number, creds: grpc.ChannelCredentials): Promise<st
 }
 
 describe('xDS over mutual TLS', () => {
-  let certs: ReturnType<typeof makeCerts>;
+  let certs: TestCerts;
   let sluice: TestSluice;
 
   beforeAll(async () => {
     certs = makeCerts(tempDir('sluice-tls-'));
     sluice = await startTestSluice({
-      xdsTlsCert: path.join(certs.dir, 'server.crt'),
-      xdsTlsKey: path.join(certs.dir, 'server.key'),
-      xdsTlsCa: path.join(certs.dir, 'ca.crt'),
+      xdsTlsCert: certs.files.serverCert,
+      xdsTlsKey: certs.files.serverKey,
+      xdsTlsCa: certs.files.ca,
     });
   });
   afterAll(async () => sluice?.stop());

@@ -168,11 +168,13 @@ export interface OpenOptions {
   /** Open the stream on this channel (several streams on one HTTP/2 connection) instead of a
    *  connection of its own; the channel is not closed with the stream. */
   channel?: grpc.Client;
+  /** Credentials for a connection of its own (default plaintext), e.g. `grpc.credentials.createSsl(ca, key, cert)`. */
+  credentials?: grpc.ChannelCredentials;
 }
 
 /** A channel (one HTTP/2 connection) to share between streams: `open(port, { channel })`. */
-export function channel(port: number): grpc.Client {
-  return new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+export function channel(port: number, credentials = grpc.credentials.createInsecure()): grpc.Client {
+  return new grpc.Client(`127.0.0.1:${port}`, credentials, { 'grpc.use_local_subchannel_pool': 1 });
 }
 
 interface Waiter<Resp> {
@@ -201,7 +203,7 @@ abstract class TestStream<Req extends { node?: NodeInfo | null }, Resp extends {
     this.node = opts.node === undefined ? { id: 'node-1', cluster: 'test' } : opts.node;
     // A connection of its own, like a separate process would have (unless a channel is shared).
     this.ownsClient = !opts.channel;
-    this.client = opts.channel ?? channel(port);
+    this.client = opts.channel ?? channel(port, opts.credentials);
     this.call = this.client.makeBidiStreamRequest(path, serialize, deserialize);
     this.call.on('data', (r: Resp) => this.onData(r));
     this.call.on('error', () => {}); // the status below says it all
@@ -398,8 +400,8 @@ export class DeltaClient extends TestStream<DeltaRequest, DeltaResponse> {
 }
 
 /** One unary Fetch call on a per-type service. */
-export function fetch(port: number, path: string, req: SotwRequest): Promise<SotwResponse> {
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+export function fetch(port: number, path: string, req: SotwRequest, credentials = grpc.credentials.createInsecure()): Promise<SotwResponse> {
+  const client = new grpc.Client(`127.0.0.1:${port}`, credentials);
   return new Promise<SotwResponse>((resolve, reject) => {
     client.makeUnaryRequest(path, encodeSotw, decodeSotw, req, (err, resp) => {
       client.close();
