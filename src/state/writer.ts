@@ -213,7 +213,7 @@ export class StateWriter extends EventEmitter<Events> {
         if (!base.services.has(name)) throw new NotFoundError(`service "${name}" not found`);
         const rollout = base.rollouts.get(name);
         if (rollout && isActive(rollout)) throw new ConflictError(`service "${name}" has an active rollout; roll it back or promote it first`, 'service');
-        const ops: StoreOp[] = [{ delete: serviceKey(name) }, ...(rollout ? await this.archiveOps(rollout) : [])];
+        const ops: StoreOp[] = [{ delete: serviceKey(name) }, ...(rollout ? [{ delete: rolloutKey(name) }, ...(await this.archiveOps(rollout))] : [])];
         const next = withService(base, name, { service: null, rollout: rollout ? null : undefined });
         await this.commit({ ops, expect, next, services: [name], urgent: false });
       });
@@ -308,7 +308,7 @@ export class StateWriter extends EventEmitter<Events> {
         const rollout = base.rollouts.get(service);
         if (!rollout) throw new NotFoundError(`no rollout for service "${service}"`);
         if (isActive(rollout)) throw new ConflictError(`the rollout of "${service}" is ${rollout.phase}; roll it back or promote it first`, 'service');
-        const ops = await this.archiveOps(rollout);
+        const ops: StoreOp[] = [{ delete: rolloutKey(service) }, ...(await this.archiveOps(rollout))];
         await this.commit({ ops, expect, next: withService(base, service, { rollout: null }), services: [service], urgent: false });
         this.opts.log.info({ service, rollout: rollout.id, by }, 'rollout deleted (archived)');
       });
