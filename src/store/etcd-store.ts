@@ -230,6 +230,11 @@ export class EtcdStore implements Store {
     return this.ns;
   }
 
+  /** For logs: the endpoints and the prefix (never credentials). */
+  describe(): string {
+    return `etcd ${this.opts.hosts.join(',')} prefix ${this.opts.prefix}`;
+  }
+
   /** Where this store keeps its keys in etcd (`sluice/`). */
   get prefix(): string {
     return this.opts.prefix;
