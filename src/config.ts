@@ -107,6 +107,8 @@ export const ConfigSchema = z.strictObject({
   /** Never logged; or from --etcd-password-file / SLUICE_ETCD_PASSWORD. */
   etcdPassword: z.string().min(1).optional(),
   etcdPasswordFile: z.string().min(1).optional(),
+  /** Deadline of each etcd call: past it (etcd down, no quorum) a change answers 503. */
+  etcdTimeout: durationString('1m').default('2s'),
   /** Every key Sluice writes to etcd is under this prefix. */
   etcdPrefix: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*\/$/, 'must be letters, digits, ".", "_", "-" and "/", ending with "/"').default('sluice/'),
   /** This replica's name in the fleet view and the leader election (default <hostname>-<pid>). */
@@ -151,6 +153,7 @@ const FLAGS = {
   'etcd-password': 'etcdPassword',
   'etcd-password-file': 'etcdPasswordFile',
   'etcd-prefix': 'etcdPrefix',
+  'etcd-timeout': 'etcdTimeout',
   'replica-id': 'replicaId',
   'lease-ttl': 'leaseTtl',
 } as const satisfies Record<string, keyof Config>;

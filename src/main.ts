@@ -65,6 +65,7 @@ async function openStore(config: Config, log: Logger): Promise<{ store: Store; e
     const etcd = await EtcdStore.open({
       hosts: config.store.hosts,
       prefix: config.etcdPrefix,
+      callTimeoutMs: parseDuration(config.etcdTimeout),
       tls: config.etcdCa || config.etcdCert ? { ca: read(config.etcdCa), cert: read(config.etcdCert), key: read(config.etcdKey) } : undefined,
       auth: config.etcdUser && password ? { username: config.etcdUser, password } : undefined,
       log: log.child({ component: 'store' }),

@@ -277,8 +277,10 @@ export class StateWriter extends EventEmitter<Events> {
         }
         const candidate = withService(base, service, { rollout: state, service: declared });
         const urgent = state.phase === 'RolledBack';
-        // A rollback only takes traffic away from the canary: it is never refused.
+        // A rollback only takes traffic away from the canary: it is never refused. While the
+        // store is known to fail, it does not wait for the store's answer (a timeout) either.
         if (!urgent) this.assertPublishable(candidate, service);
+        else if (!this.opts.store.health().ok) this.publish(candidate, [service], true);
         try {
           await this.commit({ ops, expect, next: candidate, services: [service], urgent });
         } catch (err) {

@@ -33,6 +33,8 @@ export interface EtcdStoreOptions {
 }
 
 const QUARANTINE = 'quarantine/';
+/** How often health is checked (besides every call). */
+const PROBE_MS = 2000;
 
 export class EtcdStore implements Store {
   private readonly ns: Namespace;
@@ -63,6 +65,7 @@ export class EtcdStore implements Store {
       client.close();
       throw err;
     }
+    store.probe();
     return store;
   }
 
@@ -285,8 +288,7 @@ export class EtcdStore implements Store {
 
   /**
    * Runs an etcd call; a failure to reach etcd becomes StoreUnavailableError and marks health
-   * until a later call succeeds (every call is linearizable, so it needs a quorum). While
-   * unhealthy, a probe calls etcd every second, so health recovers without a write.
+   * until a later call succeeds (every call is linearizable, so it needs a quorum).
    */
   private async call<T>(fn: () => Promise<T>): Promise<T> {
     this.assertOpen();
@@ -299,7 +301,6 @@ export class EtcdStore implements Store {
       const mapped = this.unavailable(err);
       if (!this.lastError) this.log.error({ code: mapped.code }, mapped.message);
       this.lastError = mapped;
-      this.probe();
       throw mapped;
     }
   }
@@ -310,13 +311,17 @@ export class EtcdStore implements Store {
     this.log.info('etcd answers again');
   }
 
+  /** Checks every PROBE_MS that etcd answers (a linearizable read needs a quorum), so health
+   *  follows etcd without waiting for a write. */
   private probe(): void {
     if (this.probeTimer || this.closed) return;
     this.probeTimer = setTimeout(() => {
       this.probeTimer = undefined;
-      if (this.closed || !this.lastError) return;
-      this.call(() => this.ns.get('meta/probe').exec()).catch(() => undefined);
-    }, 1000);
+      if (this.closed) return;
+      this.call(() => this.ns.get('meta/probe').exec())
+        .catch(() => undefined)
+        .finally(() => this.probe());
+    }, PROBE_MS);
     this.probeTimer.unref();
   }
 
