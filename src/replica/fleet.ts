@@ -59,7 +59,7 @@ export class ReplicatedFleet implements ServiceFleet {
         return { ...s, ms: s.ms === null ? null : answeredAt.get(key)!, replica: self };
       });
       const after = presence ? this.remote(service, target, persisted, started, answeredAt) : remote;
-      const all = [...mine, ...after.streams];
+      const all = [...mine, ...after.streams].sort(byNode);
       const acked = new Set(all.filter((s) => s.state === 'acked').map((s) => s.node)).size;
       const ownSettled = !all.some((s) => s.replica === self && s.state === 'pending');
       if ((ownSettled && after.settled && acked >= minNodes) || performance.now() >= deadline) return all;
@@ -114,6 +114,10 @@ export class ReplicatedFleet implements ServiceFleet {
     }
     return { streams, settled };
   }
+}
+
+function byNode(a: NodeConvergence, b: NodeConvergence): number {
+  return a.node < b.node ? -1 : a.node > b.node ? 1 : (a.replica ?? '') < (b.replica ?? '') ? -1 : (a.replica ?? '') > (b.replica ?? '') ? 1 : a.stream - b.stream;
 }
 
 function behind(r: ReplicaSummary, persisted: boolean): string {

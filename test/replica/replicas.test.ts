@@ -38,7 +38,7 @@ describe.skipIf(!etcdAvailable)('replicas on etcd', () => {
       httpPort: r.httpPort,
       xdsPort: r.xdsPort,
       captureLogs: true,
-      extra: ['--store', storeUrl, '--replica-id', r.id, '--lease-ttl', '2s', '--etcd-timeout', '1s'],
+      extra: ['--store', storeUrl, '--replica-id', r.id, '--lease-ttl', '2s', '--etcd-timeout', '1s', '--lrs-interval', '1s'],
     });
     return { ...r, proc };
   };
@@ -166,6 +166,43 @@ describe.skipIf(!etcdAvailable)('replicas on etcd', () => {
     expect((await api(killed, 'POST', '/v1/rollouts/echo/rollback', {})).status).toBe(200);
     await eventually(() => everyone('v1'), 10_000, 50);
   }, 90_000);
+
+  it('rolls back on the load reports of clients connected to another replica than the leader', async () => {
+    const leader = await leaderIndex(0);
+    const follower = [0, 1, 2].find((i) => i !== leader)!;
+    v2.configure({ errorRate: 0.5 });
+    let traffic = true;
+    // Only the follower's client calls: the leader itself hears nothing.
+    const loop = (async () => {
+      while (traffic) {
+        await clients[follower]!.call('echo', 20, { deadlineMs: 1000 }).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    try {
+      const created = await api(follower, 'POST', '/v1/rollouts', {
+        service: 'echo',
+        canary: 'v2',
+        steps: [{ setWeight: 50 }, { pause: {} }],
+        analysis: { interval: '2s', minRequests: 20, inconclusiveLimit: 20, metrics: [{ name: 'success', successRate: { min: 0.95 } }] },
+      });
+      expect(created.status).toBe(201);
+      const rolledBack = await eventually(async () => {
+        const r = await rollout(leader);
+        return r.phase === 'RolledBack' ? r : undefined;
+      }, 30_000, 100);
+      const entry = rolledBack.history.at(-1);
+      expect(entry).toMatchObject({ event: 'RolledBack', by: 'analysis' });
+      const failed = rolledBack.analysis.measurements.find((m: { phase: string }) => m.phase === 'Failed');
+      expect(failed.requests.v2).toBeGreaterThanOrEqual(20);
+      console.log(`analysis on leader ${replicas[leader]!.id} failed the canary on ${failed.requests.v2} canary requests reported to ${replicas[follower]!.id}: ${entry.reason}`);
+    } finally {
+      traffic = false;
+      await loop;
+      v2.configure({ errorRate: 0 });
+    }
+    await eventually(() => everyone('v1'), 10_000, 50);
+  }, 60_000);
 
   it('keeps working with one etcd member down', async () => {
     await etcd.stop(0, 'SIGKILL');
