@@ -12,10 +12,11 @@ import type { StreamSpec } from './generator.js';
 import { CANARY_WEIGHT, ROLLBACK_SERVICE, rolloutSpec, serviceName, serviceSpec } from './fleet.js';
 import type { Dist } from './stats.js';
 import { dist, medianRun, ratio, round, table } from './stats.js';
+import { replicasScenario } from './replicas.js';
 
 const HELP = `usage: npm run bench -- [options]
   --n LIST            fan-out sizes for rollback/memory (default 1000,5000,10000)
-  --scenarios LIST    rollback,memory,storm,churn,slow,micro,delta-names (default: all)
+  --scenarios LIST    rollback,memory,storm,churn,slow,micro,delta-names,replicas (default: all)
   --quick             1 repetition, 1 storm, churn 10 s (use while iterating)
   --reps K            rollback repetitions per size and server (default 9; the median run is shown)
   --workers W         load-generator processes (default 2)
@@ -27,6 +28,9 @@ const HELP = `usage: npm run bench -- [options]
   --churn-targets K   services each churn node calls (default 5)
   --slow-streams K    healthy streams in the slow-consumer scenario (default 1000)
   --servers LIST      floor,sluice (default both)
+  --replica-streams K streams on each of the two replicas in the replicas scenario (default 1000)
+  --lease-ttl T       the replicas' --lease-ttl in the replicas scenario (default 10s, Sluice's default)
+  --takeover-reps K   leader kills in the replicas scenario (default 3; --quick: 1)
   --log-level L       Sluice log level, output discarded (default info)
   --profile           CPU-profile the server children over each measured window (rollback reps,
                       storm, churn, slow) into bench-profiles/*.cpuprofile (numbers then carry
@@ -37,7 +41,10 @@ const HELP = `usage: npm run bench -- [options]
 const { values: opt } = parseArgs({
   options: {
     n: { type: 'string', default: '1000,5000,10000' },
-    scenarios: { type: 'string', default: 'rollback,memory,storm,churn,slow,micro,delta-names' },
+    scenarios: { type: 'string', default: 'rollback,memory,storm,churn,slow,micro,delta-names,replicas' },
+    'replica-streams': { type: 'string', default: '1000' },
+    'lease-ttl': { type: 'string', default: '10s' },
+    'takeover-reps': { type: 'string' },
     quick: { type: 'boolean', default: false },
     reps: { type: 'string' },
     workers: { type: 'string', default: '2' },
@@ -693,6 +700,41 @@ async function main(): Promise<void> {
         `\n  server RSS growth while stalled: ${s.serverRssGrowthKiB} KiB; writes to the stalled stream held back: ${s.writesHeldBack} ` +
         `(last sent ${s.slowSentWhileStalled}, current ${s.currentVersion}); caught up with the current version after resume: ${s.slowCaughtUp} (${s.slowCaughtUpMs} ms)`,
     );
+  }
+
+  if (scenarios.has('replicas')) {
+    const r = await replicasScenario({
+      gens,
+      streams: Number(opt['replica-streams']),
+      reps,
+      takeoverReps: Number(opt['takeover-reps'] ?? (opt.quick ? 1 : 3)),
+      leaseTtl: opt['lease-ttl'],
+      perConn,
+      services: serviceCount,
+      logLevel: opt['log-level'],
+      note,
+    });
+    emit({ ...r });
+    if (r.skipped) human.push(`(h) replicas: skipped, ${r.skipped}`);
+    else {
+      const a = r.sameReplica!;
+      const b = r.otherReplica!;
+      const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)]!;
+      human.push(
+        `(h) replicas: two replicas on a 3-member etcd, ${r.streamsPerReplica} streams on each; rollback through replica A's REST API, ` +
+          `ms from the start of the call until each stream has the new RouteConfiguration (median run of ${r.reps} by B's max)\n` +
+          table(
+            ['streams on', 'p50', 'p99', 'max'],
+            [
+              ['A (the replica called)', a.p50, a.p99, a.max],
+              ['B (through etcd)', b.p50, b.p99, b.max],
+              ['B − A', round(b.p50 - a.p50), round(b.p99 - a.p99), round(b.max - a.max)],
+            ],
+          ) +
+          `\n  leader takeover (kill -9 of the leader → the new leader's first scheduled transition, lease TTL ${r.leaseTtl}): ` +
+          `${r.takeoverMs!.join(', ')} ms (median ${median(r.takeoverMs!)}); the pause it ended was due ${r.lateMs!.join(', ')} ms earlier`,
+      );
+    }
   }
 
   await Promise.all(gens.map((g) => g.stop()));
