@@ -20,6 +20,7 @@ import type { StreamSpec } from './generator.js';
 import { CANARY_WEIGHT, ROLLBACK_SERVICE, serviceName, serviceSpec } from './fleet.js';
 import type { Child } from './ipc.js';
 import { nowMs } from './ipc.js';
+import { rest } from './rest.js';
 import type { Dist } from './stats.js';
 import { dist, medianRun, round } from './stats.js';
 
@@ -50,6 +51,8 @@ export interface ReplicasResult {
   otherReplica?: Dist;
   /** Per run: [A max, B max]. */
   runs?: [number, number][];
+  /** Median over runs of (B max − A max): what going through etcd adds, run by run. */
+  pairedMaxDiffMs?: number;
   leaseTtl?: string;
   /** kill -9 of the leader → the new leader's first scheduled transition, ms, per run. */
   takeoverMs?: number[];
@@ -108,9 +111,7 @@ export async function replicasScenario(o: ReplicasOptions): Promise<ReplicasResu
       if (rep > 0) runs.push({ a: dist(onA), b: dist(onB) }); // rep 0 warms up
       await quiet(o);
     }
-    const byB = [...runs].sort((x, y) => x.b.max - y.b.max);
-    const median = byB[Math.floor((byB.length - 1) / 2)]!;
-    o.note(`replicas: rollback through A, max on A ${median.a.max} ms, on B ${median.b.max} ms (median run)`);
+    o.note(`replicas: rollback through A, max on A ${medianRun(runs.map((r) => r.a)).max} ms, on B ${medianRun(runs.map((r) => r.b)).max} ms (median runs)`);
 
     // --- leader takeover ---
     const takeoverMs: number[] = [];
@@ -149,6 +150,7 @@ export async function replicasScenario(o: ReplicasOptions): Promise<ReplicasResu
       sameReplica: medianRun(runs.map((r) => r.a)),
       otherReplica: medianRun(runs.map((r) => r.b)),
       runs: runs.map((r) => [r.a.max, r.b.max]),
+      pairedMaxDiffMs: round(median(runs.map((r) => r.b.max - r.a.max))),
       leaseTtl: o.leaseTtl,
       takeoverMs,
       lateMs,
@@ -161,6 +163,11 @@ export async function replicasScenario(o: ReplicasOptions): Promise<ReplicasResu
     }
     await closeEtcd(etcd);
   }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN;
 }
 
 async function closeEtcd(etcd: EtcdCluster): Promise<void> {
@@ -187,17 +194,6 @@ async function collect(o: ReplicasOptions, tag: string, t0: number): Promise<Flo
   let i = 0;
   for (const s of stamps) for (const v of s) out[i++] = round(v - t0, 2);
   return out;
-}
-
-async function rest(r: { httpPort: number }, method: string, urlPath: string, body?: unknown): Promise<any> {
-  const res = await fetch(`http://127.0.0.1:${r.httpPort}${urlPath}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (res.status >= 300) throw new Error(`${method} ${urlPath}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : undefined;
 }
 
 async function until<T>(probe: () => Promise<T | undefined | null | false>, timeoutMs: number, what: string): Promise<T> {

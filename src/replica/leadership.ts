@@ -47,6 +47,7 @@ export interface EtcdLeadershipOptions {
 
 const ELECTION = 'scheduler';
 const RECAMPAIGN_MS = 1000;
+const WARN_EVERY_MS = 30_000;
 
 export class EtcdLeadership extends EventEmitter<{ elected: []; lost: [] }> implements Leadership {
   private campaign?: Campaign;
@@ -55,6 +56,7 @@ export class EtcdLeadership extends EventEmitter<{ elected: []; lost: [] }> impl
   private observed?: string;
   private closed = false;
   private timer?: NodeJS.Timeout;
+  private warnedAt = 0;
 
   constructor(private readonly opts: EtcdLeadershipOptions) {
     super();
@@ -101,7 +103,10 @@ export class EtcdLeadership extends EventEmitter<{ elected: []; lost: [] }> impl
       });
     });
     campaign.on('error', (err) => {
-      log.warn({ err: err.message, wasLeader: this.isLeader }, 'leader election: the campaign failed (lease lost or etcd unreachable); campaigning again');
+      // Once per outage at warn level: it is retried every second.
+      const quiet = !this.isLeader && Date.now() - this.warnedAt < WARN_EVERY_MS;
+      if (!quiet) this.warnedAt = Date.now();
+      log[quiet ? 'debug' : 'warn']({ err: err.message, wasLeader: this.isLeader }, 'leader election: the campaign failed (lease lost or etcd unreachable); campaigning again');
       this.fail(campaign);
     });
   }

@@ -24,6 +24,7 @@ export interface PresenceOptions {
 /** A change is written after this quiet time, so a burst of ACKs makes one write. */
 const DEBOUNCE_MS = 30;
 const RETRY_MS = 1000;
+const WARN_EVERY_MS = 30_000;
 
 export class ReplicaPresence extends EventEmitter<{ update: [] }> {
   private readonly summaries = new Map<string, ReplicaSummary>();
@@ -33,6 +34,7 @@ export class ReplicaPresence extends EventEmitter<{ update: [] }> {
   private writing = false;
   private dirty = false;
   private lastWrite = 0;
+  private warnedAt = 0;
   private closed = false;
   private readonly minInterval: number;
 
@@ -121,7 +123,9 @@ export class ReplicaPresence extends EventEmitter<{ update: [] }> {
       this.lastWrite = Date.now();
     } catch (err) {
       this.dirty = true;
-      this.opts.log.warn({ err: (err as Error).message }, 'cannot write this replica\'s summary to etcd; retrying');
+      const quiet = Date.now() - this.warnedAt < WARN_EVERY_MS;
+      if (!quiet) this.warnedAt = Date.now();
+      this.opts.log[quiet ? 'debug' : 'warn']({ err: (err as Error).message }, 'cannot write this replica\'s summary to etcd; retrying every second');
       this.writing = false;
       this.schedule(RETRY_MS);
       return;

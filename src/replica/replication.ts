@@ -46,6 +46,7 @@ export interface ReplicaStatus {
 
 /** How often summaries are refreshed while analysis needs their telemetry. */
 const TELEMETRY_REFRESH_MS = 1000;
+const FLEET_REFRESH_MS = 1000;
 
 export class Replication {
   readonly leadership: Leadership;
@@ -57,6 +58,8 @@ export class Replication {
   private readonly startedAt = new Date().toISOString();
   private telemetryTimer?: NodeJS.Timeout;
   private readonly detach: (() => void)[] = [];
+  /** The fleet part of the summary, rebuilt at most once a second unless nodes come or go. */
+  private fleetPart?: { at: number; nodes: ReplicaSummary['nodes']; truncated?: number };
 
   constructor(private readonly opts: ReplicationOptions) {
     const log = opts.log;
@@ -80,8 +83,9 @@ export class Replication {
       const changed = () => presence.changed();
       const { xds, writer } = this.opts;
       for (const event of ['ack', 'nack', 'connect', 'disconnect'] as const) {
-        xds.on(event, changed);
-        this.detach.push(() => xds.off(event, changed));
+        const on = event === 'connect' || event === 'disconnect' ? () => ((this.fleetPart = undefined), changed()) : changed;
+        xds.on(event, on);
+        this.detach.push(() => xds.off(event, on));
       }
       writer.on('change', changed);
       this.leadership.on('elected', changed);
@@ -149,7 +153,10 @@ export class Replication {
       const status = xds.ownerStatus(name);
       if (status.streams.length > 0) services[name] = serviceStreams(status.streams);
     }
-    const { nodes, truncated } = boundedNodes(xds.fleet());
+    // Every node's detail costs more than the convergence above: rebuilt at most once a second
+    // (GET /v1/fleet on another replica may show an ACK that much later).
+    if (!this.fleetPart || Date.now() - this.fleetPart.at >= FLEET_REFRESH_MS) this.fleetPart = { at: Date.now(), ...boundedNodes(xds.fleet()) };
+    const { nodes, truncated } = this.fleetPart;
     const telemetry = this.exporter.export(this.exported());
     return {
       id: this.opts.id,

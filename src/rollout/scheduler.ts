@@ -120,10 +120,7 @@ export class RolloutScheduler {
 
   close(): void {
     this.closed = true;
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
-    for (const t of this.analysisTimers.values()) clearTimeout(t.timer);
-    this.analysisTimers.clear();
+    this.suspend();
   }
 
   private act(service: string, event: RolloutEvent, by: string): Promise<RolloutState> {
