@@ -4,8 +4,10 @@
 // compares on mod_revision (create_revision = 0 for "absent"), so two replicas can never
 // overwrite each other's changes. Calls carry a deadline, so a lost quorum fails a commit with
 // StoreUnavailableError instead of hanging it.
+import { circuitBreaker, ConsecutiveBreaker, handleWhen } from 'cockatiel';
 import {
   Etcd3,
+  isRecoverableError,
   EtcdAuthenticationFailedError,
   EtcdInvalidAuthTokenError,
   EtcdPermissionDeniedError,
@@ -380,6 +382,11 @@ function clientOptions(opts: EtcdStoreOptions & { callTimeoutMs: number }): IOpt
     hosts: opts.hosts,
     dialTimeout: opts.callTimeoutMs,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + opts.callTimeoutMs }),
+    // A member that fails three calls in a row is skipped for a second (the client's default is
+    // five): once etcd is back, calls must not keep failing fast.
+    faultHandling: {
+      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+    },
     ...(tls?.ca || tls?.cert
       ? { credentials: { rootCertificate: tls.ca ?? (null as unknown as Buffer), privateKey: tls.key, certChain: tls.cert } } // null: system CAs
       : {}),
