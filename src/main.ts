@@ -33,7 +33,7 @@ import { Translator } from './translate/translate.js';
 import type { Config } from './config.js';
 import { defaultReplicaId, etcdPassword } from './config.js';
 import { Replication } from './replica/replication.js';
-import { EtcdStore } from './store/etcd-store.js';
+import type { EtcdStore } from './store/etcd-store.js';
 import { FileStore } from './store/file-store.js';
 import type { Store } from './store/store.js';
 import { ResourceCache } from './xds/cache.js';
@@ -62,6 +62,8 @@ async function openStore(config: Config, log: Logger): Promise<{ store: Store; e
   if (config.store) {
     const read = (file?: string) => (file ? fs.readFileSync(file) : undefined);
     const password = etcdPassword(config);
+    // Loaded only when used: the etcd client takes a while to load (every CLI command loads this file).
+    const { EtcdStore } = await import('./store/etcd-store.js');
     const etcd = await EtcdStore.open({
       hosts: config.store.hosts,
       prefix: config.etcdPrefix,

@@ -185,7 +185,7 @@ export class StateWriter extends EventEmitter<Events> {
     return this.serialOf(name).run(async () => {
       await this.settlePending(name);
       return this.declarations.run(() =>
-        this.withRetries(name, CONFLICT_RETRIES, async () => {
+        this.withRetries(name, async () => {
           const expect = this.expectOf([serviceKey(name), rolloutKey(name), DECLARATIONS_KEY]);
           const service: NamedService = { name, ...spec };
           const created = !this.current.services.has(name);
@@ -207,7 +207,7 @@ export class StateWriter extends EventEmitter<Events> {
   deleteService(name: string, by: string): Promise<void> {
     return this.serialOf(name).run(async () => {
       await this.settlePending(name);
-      await this.withRetries(name, CONFLICT_RETRIES, async () => {
+      await this.withRetries(name, async () => {
         const expect = this.expectOf([serviceKey(name), rolloutKey(name)]);
         const base = this.current;
         if (!base.services.has(name)) throw new NotFoundError(`service "${name}" not found`);
@@ -224,7 +224,7 @@ export class StateWriter extends EventEmitter<Events> {
   createRollout(spec: RolloutSpec, by: string): Promise<RolloutState> {
     return this.serialOf(spec.service).run(async () => {
       await this.settlePending(spec.service);
-      return this.withRetries(spec.service, CONFLICT_RETRIES, async () => {
+      return this.withRetries(spec.service, async () => {
         const expect = this.expectOf([serviceKey(spec.service), rolloutKey(spec.service)]);
         const base = this.current;
         const service = base.services.get(spec.service);
@@ -258,8 +258,7 @@ export class StateWriter extends EventEmitter<Events> {
         if (this.pending.has(service) && current && !transition(current, event, this.now(), by).changed) return current;
         await this.settlePending(service);
       }
-      const retries = event.type === 'rollback' ? ROLLBACK_CONFLICT_RETRIES : CONFLICT_RETRIES;
-      return this.withRetries(service, retries, async () => {
+      return this.withRetries(service, async () => {
         const expect = { ...this.expectOf([rolloutKey(service), serviceKey(service)]), ...opts.fence };
         const base = this.current;
         const current = base.rollouts.get(service);
@@ -296,7 +295,7 @@ export class StateWriter extends EventEmitter<Events> {
         }
         this.announce(state, 'local');
         return state;
-      });
+      }, event.type === 'rollback');
     });
   }
 
@@ -304,7 +303,7 @@ export class StateWriter extends EventEmitter<Events> {
   deleteRollout(service: string, by: string): Promise<void> {
     return this.serialOf(service).run(async () => {
       await this.settlePending(service);
-      await this.withRetries(service, CONFLICT_RETRIES, async () => {
+      await this.withRetries(service, async () => {
         const expect = this.expectOf([rolloutKey(service), serviceKey(service)]);
         const base = this.current;
         const rollout = base.rollouts.get(service);
@@ -376,8 +375,10 @@ export class StateWriter extends EventEmitter<Events> {
   }
 
   /** Runs `attempt`; when another replica won a race on the same keys, re-reads the store and
-   *  runs it again against what is there now, up to `retries` times. */
-  private async withRetries<T>(service: string, retries: number, attempt: () => Promise<T>): Promise<T> {
+   *  runs it again against what is there now: once, or for a rollback (which must win) up to
+   *  five times, even when the store cannot be re-read (it is then published unstored). */
+  private async withRetries<T>(service: string, attempt: () => Promise<T>, rollback = false): Promise<T> {
+    const retries = rollback ? ROLLBACK_CONFLICT_RETRIES : CONFLICT_RETRIES;
     for (let i = 0; ; i++) {
       try {
         return await attempt();
@@ -391,7 +392,7 @@ export class StateWriter extends EventEmitter<Events> {
         }
         this.opts.log.info({ service, key: err.key }, 'changed concurrently on another replica: re-reading the store and applying the change again');
         await this.resync().catch((e: Error) => {
-          throw new NotWritableError(e);
+          if (!rollback) throw new NotWritableError(e);
         });
       }
     }

@@ -38,6 +38,7 @@ describe.skipIf(!etcdAvailable)('replicas on etcd', () => {
       httpPort: r.httpPort,
       xdsPort: r.xdsPort,
       captureLogs: true,
+      readyTimeoutMs: 60_000,
       extra: ['--store', storeUrl, '--replica-id', r.id, '--lease-ttl', '2s', '--etcd-timeout', '1s', '--lrs-interval', '1s'],
     });
     return { ...r, proc };
@@ -57,9 +58,10 @@ describe.skipIf(!etcdAvailable)('replicas on etcd', () => {
     storeUrl = `etcd://${etcd.hosts.map((h) => h.replace('http://', '')).join(',')}`;
     [v1, v2] = await Promise.all([startBackend({ version: 'v1' }), startBackend({ version: 'v2' })]);
     const specs = await Promise.all(['r0', 'r1', 'r2'].map(async (id) => ({ id, dataDir: tempDir(), httpPort: await freePort(), xdsPort: await freePort() })));
-    replicas.push(...(await Promise.all(specs.map(start))));
+    // One after the other: three at once would compete with the rest of the suite for the CPU.
+    for (const spec of specs) replicas.push(await start(spec));
     clients.push(...(await Promise.all(replicas.map((r, i) => spawnXdsClient({ nodeId: `client-${i}`, xdsPort: r.xdsPort })))));
-  }, 60_000);
+  }, 180_000);
 
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.stop()));
