@@ -44,8 +44,10 @@ export class ReplicaPresence extends EventEmitter<{ update: [] }> {
     this.minInterval = opts.minIntervalMs ?? 100;
   }
 
-  /** Writes this replica's summary and follows the others'. */
+  /** Writes this replica's summary and follows the others'. Refuses an id a live replica uses
+   *  (after a crash, waits for the dead one's lease to expire). */
   async start(): Promise<void> {
+    await this.claimId();
     this.stopWatch = this.opts.store.watch(REPLICA_PREFIX, (c) => this.onChange(c), { onResync: () => void this.reread() });
     await this.reread();
     this.changed();
@@ -81,6 +83,18 @@ export class ReplicaPresence extends EventEmitter<{ update: [] }> {
     this.stopWatch?.();
     // Revoking deletes the summary at once: the others stop counting this replica's nodes.
     await this.lease?.revoke().catch(() => undefined);
+  }
+
+  private async claimId(): Promise<void> {
+    const key = REPLICA_PREFIX + this.opts.id;
+    if (!(await this.opts.store.read(key))) return;
+    this.opts.log.warn({ replica: this.opts.id }, 'a replica with this id was live a moment ago; waiting for its lease to expire');
+    const deadline = Date.now() + (this.opts.ttlSeconds + 2) * 1000;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      if (!(await this.opts.store.read(key))) return;
+    }
+    throw new Error(`replica id "${this.opts.id}" is in use by a live replica (its lease keeps being renewed); give each replica its own --replica-id`);
   }
 
   private onChange(c: StoreChange): void {

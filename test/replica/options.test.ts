@@ -48,7 +48,7 @@ describe('replica options', () => {
     expect(etcdPassword(parseConfig(['--store', 'etcd://a:1', '--etcd-user', 'u'], { SLUICE_ETCD_PASSWORD: 'from-env' }))).toBe('from-env');
   });
 
-  it.skipIf(!etcdAvailable)('serves from an etcd with authentication, never logging the password, and refuses to start with a wrong one', async () => {
+  it.skipIf(!etcdAvailable)('serves from an etcd with authentication, never logging the password; refuses a wrong password and a replica id in use', async () => {
     const etcd = await startEtcdCluster();
     const dir = tempDir();
     try {
@@ -69,11 +69,17 @@ describe('replica options', () => {
         dataDir: dir,
         ...ports,
         captureLogs: true,
-        extra: ['--store', store, '--etcd-user', 'sluice', '--etcd-password-file', passwordFile, '--log-level', 'debug'],
+        extra: ['--store', store, '--etcd-user', 'sluice', '--etcd-password-file', passwordFile, '--log-level', 'debug', '--lease-ttl', '1s'],
       });
       try {
         expect((await sluice.api('PUT', '/v1/services/echo', serviceOf({ v1: 1 }))).status).toBe(201);
-        expect((await sluice.api('GET', '/v1/status')).body.replicas.leader).toMatch(/-\d+$/); // <hostname>-<pid>
+        const leader = (await sluice.api('GET', '/v1/status')).body.replicas.leader as string;
+        expect(leader).toMatch(/-\d+$/); // <hostname>-<pid>
+        // A second replica under the same id is refused once the first's lease proves alive.
+        const again = { httpPort: await freePort(), xdsPort: await freePort() };
+        await expect(
+          spawnSluice({ dataDir: tempDir(), ...again, captureLogs: true, extra: ['--store', store, '--etcd-user', 'sluice', '--etcd-password-file', passwordFile, '--replica-id', leader, '--lease-ttl', '1s'] }),
+        ).rejects.toThrow(`replica id "${leader}" is in use by a live replica`);
       } finally {
         await sluice.kill('SIGTERM');
       }
