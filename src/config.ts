@@ -53,6 +53,15 @@ const StoreUrl = z.string().transform((v, ctx) => {
   return { kind: 'etcd' as const, hosts };
 });
 
+/** Whether a duration is whole seconds (one that does not parse is reported by its own check). */
+function wholeSeconds(text: string): boolean {
+  try {
+    return parseDuration(text) % 1000 === 0;
+  } catch {
+    return true;
+  }
+}
+
 /** Ids end up in etcd keys (`replicas/<id>`) and logs. */
 const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export function defaultReplicaId(): string {
@@ -115,7 +124,7 @@ export const ConfigSchema = z.strictObject({
   replicaId: z.string().regex(REPLICA_ID, 'must be 1-128 letters, digits, ".", "_" or "-"').optional(),
   /** How long a dead replica keeps leadership (and its nodes in the fleet view): its lease's TTL. */
   leaseTtl: durationString('5m')
-    .refine((t) => parseDuration(t) % 1000 === 0, 'must be whole seconds (etcd leases count in seconds)')
+    .refine(wholeSeconds, 'must be whole seconds (etcd leases count in seconds)')
     .default('10s'),
 });
 export type Config = z.infer<typeof ConfigSchema>;

@@ -31,6 +31,7 @@ describe('replica options', () => {
     expect(() => parseConfig(['--store', 'etcds://a:1', '--etcd-cert', 'c.pem'])).toThrow('--etcd-cert and --etcd-key go together');
     expect(() => parseConfig(['--store', 'etcd://a:1', '--replica-id', 'no spaces'])).toThrow('--replica-id: must be 1-128 letters');
     expect(() => parseConfig(['--store', 'etcd://a:1', '--lease-ttl', '1500ms'])).toThrow('--lease-ttl: must be whole seconds');
+    expect(() => parseConfig(['--store', 'etcd://a:1', '--lease-ttl', 'soon'])).toThrow(/^--lease-ttl: invalid duration "soon"/);
     expect(() => parseConfig(['--store', 'etcd://a:1', '--etcd-prefix', 'sluice'])).toThrow('--etcd-prefix: must be letters');
     let message = '';
     try {
