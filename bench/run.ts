@@ -12,10 +12,12 @@ import type { StreamSpec } from './generator.js';
 import { CANARY_WEIGHT, ROLLBACK_SERVICE, rolloutSpec, serviceName, serviceSpec } from './fleet.js';
 import type { Dist } from './stats.js';
 import { dist, medianRun, ratio, round, table } from './stats.js';
+import { replicasScenario } from './replicas.js';
+import { rest } from './rest.js';
 
 const HELP = `usage: npm run bench -- [options]
   --n LIST            fan-out sizes for rollback/memory (default 1000,5000,10000)
-  --scenarios LIST    rollback,memory,storm,churn,slow,micro,delta-names,abuse (default: all)
+  --scenarios LIST    rollback,memory,storm,churn,slow,micro,delta-names,abuse,replicas (default: all)
   --quick             1 repetition, 1 storm, churn 10 s (use while iterating)
   --reps K            rollback repetitions per size and server (default 9; the median run is shown)
   --workers W         load-generator processes (default 2)
@@ -27,6 +29,9 @@ const HELP = `usage: npm run bench -- [options]
   --churn-targets K   services each churn node calls (default 5)
   --slow-streams K    healthy streams in the slow-consumer scenario (default 1000)
   --servers LIST      floor,sluice (default both)
+  --replica-streams K streams on each of the two replicas in the replicas scenario (default 1000)
+  --lease-ttl T       the replicas' --lease-ttl in the replicas scenario (default 10s, Sluice's default)
+  --takeover-reps K   leader kills in the replicas scenario (default 3; --quick: 1)
   --log-level L       Sluice log level, output discarded (default info)
   --profile           CPU-profile the server children over each measured window (rollback reps,
                       storm, churn, slow) into bench-profiles/*.cpuprofile (numbers then carry
@@ -37,7 +42,10 @@ const HELP = `usage: npm run bench -- [options]
 const { values: opt } = parseArgs({
   options: {
     n: { type: 'string', default: '1000,5000,10000' },
-    scenarios: { type: 'string', default: 'rollback,memory,storm,churn,slow,micro,delta-names,abuse' },
+    scenarios: { type: 'string', default: 'rollback,memory,storm,churn,slow,micro,delta-names,abuse,replicas' },
+    'replica-streams': { type: 'string', default: '1000' },
+    'lease-ttl': { type: 'string', default: '10s' },
+    'takeover-reps': { type: 'string' },
     quick: { type: 'boolean', default: false },
     reps: { type: 'string' },
     workers: { type: 'string', default: '2' },
@@ -127,17 +135,6 @@ async function startServer(kind: Kind, opts: { dataDir?: string; mode?: 'app' | 
     void child.exited.then((code) => reject(new Error(`${kind} exited during start-up (${code})`)));
   });
   return { kind, child, dataDir, ...ports };
-}
-
-async function rest(server: Server, method: string, urlPath: string, body?: unknown): Promise<any> {
-  const res = await fetch(`http://127.0.0.1:${server.httpPort}${urlPath}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (res.status >= 300) throw new Error(`${method} ${urlPath}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : undefined;
 }
 
 async function declareServices(server: Server): Promise<void> {
@@ -693,6 +690,41 @@ async function main(): Promise<void> {
         `\n  server RSS growth while stalled: ${s.serverRssGrowthKiB} KiB; writes to the stalled stream held back: ${s.writesHeldBack} ` +
         `(last sent ${s.slowSentWhileStalled}, current ${s.currentVersion}); caught up with the current version after resume: ${s.slowCaughtUp} (${s.slowCaughtUpMs} ms)`,
     );
+  }
+
+  if (scenarios.has('replicas')) {
+    const r = await replicasScenario({
+      gens,
+      streams: Number(opt['replica-streams']),
+      reps,
+      takeoverReps: Number(opt['takeover-reps'] ?? (opt.quick ? 1 : 3)),
+      leaseTtl: opt['lease-ttl'],
+      perConn,
+      services: serviceCount,
+      logLevel: opt['log-level'],
+      note,
+    });
+    emit({ ...r });
+    if (r.skipped) human.push(`(h) replicas: skipped, ${r.skipped}`);
+    else {
+      const a = r.sameReplica!;
+      const b = r.otherReplica!;
+      const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)]!;
+      human.push(
+        `(h) replicas: two replicas on a 3-member etcd, ${r.streamsPerReplica} streams on each; rollback through replica A's REST API, ` +
+          `ms from the start of the call until each stream has the new RouteConfiguration (for each, the median run of ${r.reps} by max)\n` +
+          table(
+            ['streams on', 'p50', 'p99', 'max'],
+            [
+              ['A (the replica called)', a.p50, a.p99, a.max],
+              ['B (through etcd)', b.p50, b.p99, b.max],
+            ],
+          ) +
+          `\n  B max − A max in the same run, median over runs: ${r.pairedMaxDiffMs} ms` +
+          `\n  leader takeover (kill -9 of the leader → the new leader's first scheduled transition, lease TTL ${r.leaseTtl}): ` +
+          `${r.takeoverMs!.join(', ')} ms (median ${median(r.takeoverMs!)}); the pause it ended was due ${r.lateMs!.join(', ')} ms earlier`,
+      );
+    }
   }
 
   await Promise.all(gens.map((g) => g.stop()));

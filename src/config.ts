@@ -1,7 +1,9 @@
 // Server options: command-line flags, each also from SLUICE_<NAME> (README "Run the server").
+import fs from 'node:fs';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { durationString } from './model/duration.js';
+import { durationString, parseDuration } from './model/duration.js';
 
 const PROVIDER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
@@ -27,6 +29,45 @@ const PrometheusProviders = z.preprocess(
     }
   }),
 );
+
+/** `--store`: where the desired state lives. `etcd://h:p,h:p` (or `etcds://` for TLS, or a list
+ *  of http(s):// URLs) is an etcd cluster shared by replicas; unset, the file store in --data-dir. */
+const StoreUrl = z.string().transform((v, ctx) => {
+  const m = /^(etcds?):\/\/(.+)$/.exec(v);
+  const items = m ? m[2]!.split(',').map((h) => `${m[1] === 'etcds' ? 'https' : 'http'}://${h.trim()}`) : v.split(',').map((h) => h.trim());
+  const hosts: string[] = [];
+  for (const item of items) {
+    let url: URL;
+    try {
+      url = new URL(item);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `"${item.replace(/\/\/[^@/]*@/, '//')}" is not host:port; expected etcd://host:port,host:port (etcds:// for TLS)` });
+      return z.NEVER;
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname || !url.port || url.pathname !== '/' || url.username || url.password) {
+      ctx.addIssue({ code: 'custom', message: `"${url.host || item}": expected etcd://host:port,host:port (etcds:// for TLS; credentials go in --etcd-user and --etcd-password)` });
+      return z.NEVER;
+    }
+    hosts.push(`${url.protocol}//${url.host}`);
+  }
+  return { kind: 'etcd' as const, hosts };
+});
+
+/** Whether a duration is whole seconds (one that does not parse is reported by its own check). */
+function wholeSeconds(text: string): boolean {
+  try {
+    return parseDuration(text) % 1000 === 0;
+  } catch {
+    return true;
+  }
+}
+
+/** Ids end up in etcd keys (`replicas/<id>`) and logs. */
+const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export function defaultReplicaId(): string {
+  const host = os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 100) || 'sluice';
+  return `${host}-${process.pid}`;
+}
 
 /** A boolean flag: true when given; from the environment "true"/"1"/"false"/"0". */
 const BoolFlag = z.union([z.boolean(), z.stringbool({ truthy: ['true', '1'], falsy: ['false', '0'] })], { error: 'must be true, false, 1 or 0' });
@@ -67,6 +108,26 @@ export const ConfigSchema = z.strictObject({
   webhookFormat: z.enum(['json', 'slack']).default('json'),
   /** HMAC-SHA256 key: each delivery carries X-Sluice-Timestamp and X-Sluice-Signature. */
   webhookSecret: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Shared store for several replicas (README "Run several replicas"); default: the file store. */
+  store: StoreUrl.optional(),
+  /** TLS to etcd: CA of its server certificate, and a client certificate and key (files). */
+  etcdCa: z.string().min(1).optional(),
+  etcdCert: z.string().min(1).optional(),
+  etcdKey: z.string().min(1).optional(),
+  etcdUser: z.string().min(1).optional(),
+  /** Never logged; or from --etcd-password-file / SLUICE_ETCD_PASSWORD. */
+  etcdPassword: z.string().min(1).optional(),
+  etcdPasswordFile: z.string().min(1).optional(),
+  /** Deadline of each etcd call: past it (etcd down, no quorum) a change answers 503. */
+  etcdTimeout: durationString('1m').default('2s'),
+  /** Every key Sluice writes to etcd is under this prefix. */
+  etcdPrefix: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*\/$/, 'must be letters, digits, ".", "_", "-" and "/", ending with "/"').default('sluice/'),
+  /** This replica's name in the fleet view and the leader election (default <hostname>-<pid>). */
+  replicaId: z.string().regex(REPLICA_ID, 'must be 1-128 letters, digits, ".", "_" or "-"').optional(),
+  /** How long a dead replica keeps leadership (and its nodes in the fleet view): its lease's TTL. */
+  leaseTtl: durationString('5m')
+    .refine(wholeSeconds, 'must be whole seconds (etcd leases count in seconds)')
+    .default('10s'),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -96,6 +157,17 @@ const FLAGS = {
   'webhook-url': 'webhookUrl',
   'webhook-format': 'webhookFormat',
   'webhook-secret': 'webhookSecret',
+  store: 'store',
+  'etcd-ca': 'etcdCa',
+  'etcd-cert': 'etcdCert',
+  'etcd-key': 'etcdKey',
+  'etcd-user': 'etcdUser',
+  'etcd-password': 'etcdPassword',
+  'etcd-password-file': 'etcdPasswordFile',
+  'etcd-prefix': 'etcdPrefix',
+  'etcd-timeout': 'etcdTimeout',
+  'replica-id': 'replicaId',
+  'lease-ttl': 'leaseTtl',
 } as const satisfies Record<string, keyof Config>;
 
 /** Flags that take no value. */
@@ -104,6 +176,19 @@ const BOOLEAN_FLAGS = new Set<string>(['metrics-public']);
 const REPEATABLE_FLAGS = new Set<string>(['prometheus']);
 
 export const FLAG_NAMES = Object.keys(FLAGS);
+
+function flagName(key: keyof Config): string {
+  return Object.entries(FLAGS).find(([, v]) => v === key)?.[0] ?? String(key);
+}
+
+/** The etcd password: --etcd-password, SLUICE_ETCD_PASSWORD or the file's first line. */
+export function etcdPassword(config: Config): string | undefined {
+  if (config.etcdPassword) return config.etcdPassword;
+  if (!config.etcdPasswordFile) return undefined;
+  const text = fs.readFileSync(config.etcdPasswordFile, 'utf8').split(/\r?\n/)[0] ?? '';
+  if (!text) throw new Error(`--etcd-password-file ${config.etcdPasswordFile} is empty`);
+  return text;
+}
 
 /** Flags win over SLUICE_* environment variables, which win over defaults. */
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config {
@@ -127,7 +212,15 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   }
   if (!!parsed.data.xdsTlsCert !== !!parsed.data.xdsTlsKey) throw new Error('--xds-tls-cert and --xds-tls-key go together');
   if (parsed.data.xdsTlsCa && !parsed.data.xdsTlsCert) throw new Error('--xds-tls-ca needs --xds-tls-cert and --xds-tls-key');
-  if (parsed.data.xdsPolicy && !parsed.data.xdsTlsCa)
+  const d = parsed.data;
+  if (d.xdsPolicy && !d.xdsTlsCa)
     throw new Error('--xds-policy needs mutual TLS (--xds-tls-cert, --xds-tls-key and --xds-tls-ca): identities come from client certificates');
-  return parsed.data;
+  const etcdFlags = (['etcdCa', 'etcdCert', 'etcdKey', 'etcdUser', 'etcdPassword', 'etcdPasswordFile'] as const).filter((k) => d[k] !== undefined);
+  if (!d.store && etcdFlags.length) throw new Error(`--${flagName(etcdFlags[0]!)} needs --store etcd://host:port,...`);
+  if (!!d.etcdCert !== !!d.etcdKey) throw new Error('--etcd-cert and --etcd-key go together');
+  if (d.etcdPassword && d.etcdPasswordFile) throw new Error('give --etcd-password or --etcd-password-file, not both');
+  if (!!d.etcdUser !== !!(d.etcdPassword || d.etcdPasswordFile)) throw new Error('--etcd-user needs --etcd-password (or --etcd-password-file), and the other way round');
+  if ((d.etcdCa || d.etcdCert) && d.store?.hosts.some((h) => h.startsWith('http:')))
+    throw new Error('--etcd-ca/--etcd-cert need TLS to etcd: use etcds://host:port,... in --store');
+  return d;
 }

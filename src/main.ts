@@ -1,4 +1,5 @@
 // Wiring only: builds the parts and connects them.
+import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
@@ -20,7 +21,7 @@ import { Analyzer } from './analysis/analyzer.js';
 import { PrometheusProviders } from './analysis/prometheus.js';
 import { parseDuration } from './model/duration.js';
 import { clusterName } from './model/service.js';
-import { kindOfGroup, NodeGroups } from './reconcile/node-groups.js';
+import { NodeGroups } from './reconcile/node-groups.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { RolloutScheduler } from './rollout/scheduler.js';
 import { ReloadingCertificates } from './security/certificates.js';
@@ -33,10 +34,17 @@ import { EnvoyKind } from './translate/envoy.js';
 import { GrpcKind } from './translate/grpc.js';
 import { Translator } from './translate/translate.js';
 import type { Config } from './config.js';
+import { defaultReplicaId, etcdPassword } from './config.js';
+import { Replication } from './replica/replication.js';
+import type { EtcdStore } from './store/etcd-store.js';
 import { FileStore } from './store/file-store.js';
+import type { Store } from './store/store.js';
 import { ResourceCache } from './xds/cache.js';
 import { XdsServer } from './xds/server.js';
 import { TypeUrl } from './xds/protos.js';
+
+/** Longest wait of the leader's analysis for the other replicas' telemetry of a window. */
+const TELEMETRY_WAIT_MS = 3000;
 
 export interface Sluice {
   xdsPort: number;
@@ -48,16 +56,39 @@ export interface Sluice {
   scheduler: RolloutScheduler;
   reconciler: Reconciler;
   telemetry: Telemetry;
+  replication: Replication;
   stop(): Promise<void>;
 }
 
-export async function startSluice(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Sluice> {
+/** The desired state's store: etcd shared by replicas (--store), or the file store in --data-dir. */
+async function openStore(config: Config, log: Logger): Promise<{ store: Store; etcd?: EtcdStore }> {
+  if (config.store) {
+    const read = (file?: string) => (file ? fs.readFileSync(file) : undefined);
+    const password = etcdPassword(config);
+    // Loaded only when used: the etcd client takes a while to load (every CLI command loads this file).
+    const { EtcdStore } = await import('./store/etcd-store.js');
+    const etcd = await EtcdStore.open({
+      hosts: config.store.hosts,
+      prefix: config.etcdPrefix,
+      callTimeoutMs: parseDuration(config.etcdTimeout),
+      tls: config.etcdCa || config.etcdCert ? { ca: read(config.etcdCa), cert: read(config.etcdCert), key: read(config.etcdKey) } : undefined,
+      auth: config.etcdUser && password ? { username: config.etcdUser, password } : undefined,
+      log: log.child({ component: 'store' }),
+    });
+    return { store: etcd, etcd };
+  }
   // The data dir is exclusive (a second server refuses to start); if another process takes the
   // lock anyway, writes fail and /readyz says so, while the last good config keeps being served.
   const store = await FileStore.open(config.dataDir, {
     log: log.child({ component: 'store' }),
     onLockLost: (err) => log.fatal({ err }, 'lost the data dir lock: changes are refused until restarted'),
   });
+  return { store };
+}
+
+export async function startSluice(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Sluice> {
+  const replicaId = config.replicaId ?? defaultReplicaId();
+  const { store, etcd } = await openStore(config, log);
   // Credentials and the audit trail next: a bad tokens file stops the start, not the first request.
   const tokens = config.apiTokens || config.apiToken ? ApiTokens.open({ file: config.apiTokens, legacyToken: config.apiToken, log: log.child({ component: 'api' }) }) : undefined;
   const audit = await AuditLog.open(config.auditLog ?? path.join(config.dataDir, 'audit.log'), log.child({ component: 'audit' }));
@@ -120,30 +151,62 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     mayReport: (node, cluster, peer) => xds.wasSent(node, TypeUrl.Cluster, cluster, (p) => access.sameIdentity(p, peer)),
     maxNodeIdBytes: xds.limits.maxNodeIdBytes,
   });
-  const analyzer = new Analyzer({
+  const clusterOf = (service: string, version: string) => clusterName(service, version, state.state.services.get(service) ?? { versions: {}, stable: version });
+  // Several replicas: one leader schedules; fleet ACKs and telemetry of every replica count.
+  const replication = new Replication({
+    etcd,
+    id: replicaId,
+    ttlSeconds: parseDuration(config.leaseTtl) / 1000,
+    xds,
+    writer: state,
+    published: (revision) => reconciler.whenPublished(revision),
     windows: telemetry.windows,
+    clusterOf,
+    reportLagMs: lrsIntervalMs,
+    log: log.child({ component: 'replica', replica: replicaId }),
+  });
+  const analyzer = new Analyzer({
+    windows: replication.windows,
     telemetrySince: telemetry.since,
     reportLagMs: lrsIntervalMs,
-    clusterOf: (service, version) => clusterName(service, version, state.state.services.get(service) ?? { versions: {}, stable: version }),
+    clusterOf,
     prometheus,
   });
   const scheduler = new RolloutScheduler({
-    sink: state,
-    fleet: {
-      awaitService: async (service, opts) => (await xds.awaitOwner(service, opts)).streams.map((s) => ({ ...s, kind: kindOfGroup(s.group) })),
+    // The leader's commits carry its election key (the fence): a deposed leader changes nothing.
+    sink: {
+      get state() {
+        return state.state;
+      },
+      rolloutEvent: (service, event, by) => {
+        const fence = replication.leadership.fence();
+        if (!fence) return Promise.reject(new Error('this replica is not the leader: it does not schedule'));
+        return state.rolloutEvent(service, event, by, { fence });
+      },
     },
+    fleet: replication.fleet,
     published: (revision) => reconciler.whenPublished(revision),
     log: log.child({ component: 'rollout' }),
-    analyzer,
+    analyzer: {
+      earliestClose: (spec, startedAt) => analyzer.earliestClose(spec, startedAt),
+      measure: async (rollout, run, spec, to) => {
+        await replication.awaitTelemetry(to, TELEMETRY_WAIT_MS);
+        return analyzer.measure(rollout, run, spec, to);
+      },
+    },
+    active: false,
   });
   state.on('change', (change) => scheduler.onChange(change.services));
+  replication.leadership.on('elected', () => scheduler.start());
+  replication.leadership.on('lost', () => scheduler.suspend());
   await state.load();
   reconciler.publishNow();
   const rollouts = () => [...state.state.rollouts.values()];
   const webhook = config.webhookUrl
     ? new WebhookNotifier({ url: config.webhookUrl, format: config.webhookFormat, secret: config.webhookSecret, log: log.child({ component: 'webhook' }) }, rollouts())
     : undefined;
-  if (webhook) state.on('rollout', (r) => webhook.onChange(r));
+  // Each transition is announced by the replica that made it; the others only keep count.
+  if (webhook) state.on('rollout', (r, origin) => webhook.onChange(r, origin === 'local'));
   const metrics = selfMetrics({
     xds,
     cache,
@@ -153,7 +216,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     telemetryWindows: telemetry.windows,
     serviceProblems: () => reconciler.serviceErrors(),
   });
-  scheduler.start();
+  await replication.start();
 
   const grpcServer = new grpc.Server(xds.grpcServerOptions());
   xds.register(grpcServer);
@@ -178,8 +241,8 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     routes: [
       serviceRoutes(state, problems),
       rolloutRoutes(state, scheduler, prometheus),
-      fleetRoutes(xds),
-      statusRoutes(state, problems, () => store.quarantined()),
+      fleetRoutes(replication.fleet),
+      statusRoutes(state, problems, () => store.quarantined(), () => replication.status()),
       eventRoutes(state),
       openApiRoutes(),
       dashboardRoutes(),
@@ -190,7 +253,10 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   const address = api.server.address();
   const httpPort = typeof address === 'object' && address ? address.port : config.httpPort;
   started = true;
-  log.info({ xdsPort, httpPort, host: config.host, dataDir: config.dataDir }, 'sluice started');
+  log.info(
+    { xdsPort, httpPort, host: config.host, ...(etcd ? { store: etcd.describe(), replica: replicaId } : { dataDir: config.dataDir }) },
+    'sluice started',
+  );
 
   return {
     xdsPort,
@@ -201,9 +267,11 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
     scheduler,
     reconciler,
     telemetry,
+    replication,
     async stop() {
       started = false;
       scheduler.close();
+      await replication.close(); // resigns: another replica takes over at once
       webhook?.close();
       state.close();
       reconciler.close();

@@ -71,12 +71,12 @@ export class WebhookNotifier {
   }
 
   /** For the controller's 'change' event: sends the new notable history entries. */
-  onChange(state: RolloutState): void {
+  onChange(state: RolloutState, notify = true): void {
     const from = this.seen.get(state.id) ?? 0;
     // A finished rollout changes no more.
     if (isActive(state)) this.seen.set(state.id, state.history.length);
     else this.seen.delete(state.id);
-    for (const h of state.history.slice(from)) if (NOTIFY.has(h.event)) this.send(toEvent(state, h));
+    for (const h of state.history.slice(from)) if (notify && NOTIFY.has(h.event)) this.send(toEvent(state, h));
   }
 
   close(): void {

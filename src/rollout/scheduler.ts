@@ -16,9 +16,10 @@ export interface NodeConvergence {
   /** Milliseconds from the start of the wait until the node answered. */
   ms: number | null;
   message?: string;
-  /** The kind of client ('envoy', 'grpc'), when the fleet knows: only Envoys mirror traffic. */
   /** The kind of client (`envoy` mirrors; proxyless gRPC clients cannot), when known. */
   kind?: string;
+  /** The replica the node is connected to (with several replicas). */
+  replica?: string;
 }
 
 /** The fleet as a rollout sees it: only the nodes that hold the service's resources. */
@@ -51,6 +52,9 @@ export interface SchedulerOptions {
   /** Without one, analysis runs are never measured (and analysis steps never complete). */
   analyzer?: RolloutAnalyzer;
   now?: () => Date;
+  /** Whether it schedules from the start (default true). With several replicas only the
+   *  elected leader does: start() and suspend() follow the leadership. */
+  active?: boolean;
 }
 
 /** How long one fleet wait may take before the watch looks again (e.g. for a NACK while another
@@ -69,19 +73,39 @@ export class RolloutScheduler {
   private readonly measuredTo = new Map<string, number>();
   private readonly watching = new Set<string>();
   private closed = false;
+  private active: boolean;
   private readonly now: () => Date;
 
   constructor(private readonly opts: SchedulerOptions) {
     this.now = opts.now ?? (() => new Date());
+    this.active = opts.active ?? true;
   }
 
-  /** Arms timers and fleet watches for every active rollout (after loading). */
+  /** Whether this scheduler advances rollouts (on the leader replica). */
+  get scheduling(): boolean {
+    return this.active && !this.closed;
+  }
+
+  /** Arms timers and fleet watches for every active rollout (after loading, or when elected).
+   *  Deadlines are absolute (in the rollout's state), so a pause that ended while nobody
+   *  scheduled ends at once, and one still running ends when it was due. */
   start(): void {
+    this.active = true;
     for (const r of this.opts.sink.state.rollouts.values()) this.arm(r);
+  }
+
+  /** Stops scheduling (leadership lost); waits for the fleet (?wait=ack) still work. */
+  suspend(): void {
+    this.active = false;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    for (const t of this.analysisTimers.values()) clearTimeout(t.timer);
+    this.analysisTimers.clear();
   }
 
   /** The desired state changed for these services: re-arm what they wait for. */
   onChange(services: readonly string[]): void {
+    if (!this.active) return;
     for (const s of services) {
       const r = this.opts.sink.state.rollouts.get(s);
       if (r) this.arm(r);
@@ -97,10 +121,7 @@ export class RolloutScheduler {
 
   close(): void {
     this.closed = true;
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
-    for (const t of this.analysisTimers.values()) clearTimeout(t.timer);
-    this.analysisTimers.clear();
+    this.suspend();
   }
 
   private act(service: string, event: RolloutEvent, by: string): Promise<RolloutState> {
@@ -119,7 +140,7 @@ export class RolloutScheduler {
   }
 
   private arm(state: RolloutState): void {
-    if (this.closed) return;
+    if (this.closed || !this.active) return;
     this.armAnalysis(state);
     const old = this.timers.get(state.service);
     if (old) clearTimeout(old);
@@ -145,6 +166,7 @@ export class RolloutScheduler {
 
   /** One timer per analysis run, at the close of its next window. */
   private armAnalysis(state: RolloutState): void {
+    if (this.closed || !this.active) return;
     const analyzer = this.opts.analyzer;
     const due = analyzer ? analysisDue(state) : [];
     const prefix = `${state.service}\0`;
@@ -174,7 +196,7 @@ export class RolloutScheduler {
       const due = current && analysisDue(current).find((d) => d.run === run);
       if (!current || !due) return;
       const measurement = await this.opts.analyzer!.measure(current, run, due.spec, new Date(to));
-      if (this.closed) return;
+      if (this.closed || !this.active) return;
       this.measuredTo.set(`${current.id}\0${run}`, to);
       await this.act(service, { type: 'analysisMeasured', measurement }, 'analysis');
     } catch (err) {
@@ -184,7 +206,7 @@ export class RolloutScheduler {
       if (this.analysisTimers.get(key)?.to === to) this.analysisTimers.delete(key);
     }
     const r = this.opts.sink.state.rollouts.get(service);
-    if (!r || this.closed) return;
+    if (!r || this.closed || !this.active) return;
     // Applying the measurement re-armed the run through the change; when the machine ignored
     // it (paused), nothing changed, so arm the next window here.
     if (failed) setTimeout(() => this.armAnalysis(this.opts.sink.state.rollouts.get(service) ?? r), RETRY_MEASUREMENT_MS).unref();
@@ -200,13 +222,13 @@ export class RolloutScheduler {
     try {
       for (;;) {
         const r = this.opts.sink.state.rollouts.get(service);
-        if (this.closed || !r || !isActive(r) || !r.awaitingAck) return;
+        if (this.closed || !this.active || !r || !isActive(r) || !r.awaitingAck) return;
         const weight = r.awaitingAck.canaryWeight;
         const mirrorPercent = r.awaitingAck.mirrorPercent ?? 0;
         await this.opts.published(this.opts.sink.state.revision);
         const nodes = await this.opts.fleet.awaitService(service, { timeoutMs: ACK_POLL_MS, minNodes: r.spec.minNodes });
         const now = this.opts.sink.state.rollouts.get(service);
-        if (this.closed || !now || !isActive(now) || now.canaryWeight !== weight || mirrorOf(now) !== mirrorPercent) continue;
+        if (this.closed || !this.active || !now || !isActive(now) || now.canaryWeight !== weight || mirrorOf(now) !== mirrorPercent) continue;
         const routing = { canaryWeight: weight, ...(mirrorPercent > 0 ? { mirrorPercent } : {}) };
         const behind = nodes.filter((n) => n.state === 'pending' || n.state === 'rejected');
         const ackedNodes = nodes.filter((n) => n.state === 'acked');

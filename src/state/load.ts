@@ -6,13 +6,22 @@ import type { RolloutState } from '../model/rollout.js';
 import { RolloutStateSchema } from '../model/rollout.js';
 import type { NamedService } from '../model/service.js';
 import { NAME, ServiceSchema } from '../model/service.js';
-import type { Store } from '../store/store.js';
+import type { Entry, Store } from '../store/store.js';
+import { snapshotOf } from '../store/store.js';
 import { checkNames, checkRollouts } from './config-check.js';
 import type { ConfigCheck, DesiredState } from './desired-state.js';
 import { EMPTY_STATE, withService } from './desired-state.js';
-import { ROLLOUT_PREFIX, SERVICE_PREFIX } from './keys.js';
+import { DECLARATIONS_KEY, ROLLOUT_PREFIX, SERVICE_PREFIX, STATE_PREFIXES } from './keys.js';
 
-export async function loadState(store: Store, log: Logger, check?: ConfigCheck): Promise<DesiredState> {
+export interface LoadedState {
+  state: DesiredState;
+  /** The store revision of every loaded key (and of meta/declarations). */
+  revisions: Map<string, number>;
+  /** The store's revision the state was read at: a watch resumes after it. */
+  revision: number;
+}
+
+export async function loadState(store: Store, log: Logger, check?: ConfigCheck): Promise<LoadedState> {
   const quarantine = async (key: string, reason: string, revision: number) => {
     log.error({ key, reason }, 'stored value quarantined: it cannot be served');
     try {
@@ -22,13 +31,18 @@ export async function loadState(store: Store, log: Logger, check?: ConfigCheck):
     }
   };
   let state = EMPTY_STATE;
+  const revisions = new Map<string, number>();
   const problemsOf = (candidate: DesiredState, name: string) => [
     ...checkNames(candidate, [name]),
     ...checkRollouts(candidate, [name]),
     ...(check?.(candidate, [name]) ?? []),
   ];
+  const snapshot = await snapshotOf(store, STATE_PREFIXES);
+  const under = (prefix: string): Entry[] => snapshot.entries.filter((e) => e.key.startsWith(prefix)).sort((a, b) => (a.key < b.key ? -1 : 1));
+  const declarations = snapshot.entries.find((e) => e.key === DECLARATIONS_KEY);
+  if (declarations) revisions.set(DECLARATIONS_KEY, declarations.revision);
 
-  for (const { key, value, revision } of await store.entries<unknown>(SERVICE_PREFIX)) {
+  for (const { key, value, revision } of under(SERVICE_PREFIX)) {
     const name = key.slice(SERVICE_PREFIX.length);
     const service = parseService(name, value);
     if (typeof service === 'string') {
@@ -38,19 +52,17 @@ export async function loadState(store: Store, log: Logger, check?: ConfigCheck):
     const candidate = withService(state, name, { service });
     const problems = problemsOf(candidate, name);
     if (problems.length > 0) await quarantine(key, problems.map((p) => p.message).join('; '), revision);
-    else state = candidate;
+    else {
+      state = candidate;
+      revisions.set(key, revision);
+    }
   }
 
-  for (const { key, value, revision } of await store.entries<unknown>(ROLLOUT_PREFIX)) {
+  for (const { key, value, revision } of under(ROLLOUT_PREFIX)) {
     const name = key.slice(ROLLOUT_PREFIX.length);
-    const parsed = RolloutStateSchema.safeParse(value);
-    if (!parsed.success) {
-      await quarantine(key, `not a rollout: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(value)'}: ${i.message}`).join('; ')}`, revision);
-      continue;
-    }
-    const rollout = value as RolloutState; // the parse checked it; the stored object keeps every field
-    if (rollout.service !== name) {
-      await quarantine(key, `holds the rollout of "${rollout.service}", not of "${name}"`, revision);
+    const rollout = parseRollout(name, value);
+    if (typeof rollout === 'string') {
+      await quarantine(key, rollout, revision);
       continue;
     }
     if (!state.services.has(name)) {
@@ -60,13 +72,16 @@ export async function loadState(store: Store, log: Logger, check?: ConfigCheck):
     const candidate = withService(state, name, { rollout });
     const problems = problemsOf(candidate, name);
     if (problems.length > 0) await quarantine(key, problems.map((p) => p.message).join('; '), revision);
-    else state = candidate;
+    else {
+      state = candidate;
+      revisions.set(key, revision);
+    }
   }
-  return { ...state, revision: 1 };
+  return { state: { ...state, revision: 1 }, revisions, revision: snapshot.revision };
 }
 
 /** The service stored under `name`, or why it cannot be used. */
-function parseService(name: string, value: unknown): NamedService | string {
+export function parseService(name: string, value: unknown): NamedService | string {
   if (!NAME.test(name)) return `"${name}" is not a valid service name`;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
   const { name: stored, ...spec } = value as Record<string, unknown>;
@@ -74,4 +89,13 @@ function parseService(name: string, value: unknown): NamedService | string {
   const parsed = ServiceSchema.safeParse(spec);
   if (!parsed.success) return `not a valid service: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(value)'}: ${i.message}`).join('; ')}`;
   return { name, ...parsed.data };
+}
+
+/** The rollout stored under `name`, or why it cannot be used. */
+export function parseRollout(name: string, value: unknown): RolloutState | string {
+  const parsed = RolloutStateSchema.safeParse(value);
+  if (!parsed.success) return `not a rollout: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(value)'}: ${i.message}`).join('; ')}`;
+  const rollout = value as RolloutState; // the parse checked it; the stored object keeps every field
+  if (rollout.service !== name) return `holds the rollout of "${rollout.service}", not of "${name}"`;
+  return rollout;
 }

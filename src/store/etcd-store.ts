@@ -4,8 +4,10 @@
 // compares on mod_revision (create_revision = 0 for "absent"), so two replicas can never
 // overwrite each other's changes. Calls carry a deadline, so a lost quorum fails a commit with
 // StoreUnavailableError instead of hanging it.
+import { circuitBreaker, ConsecutiveBreaker, handleWhen } from 'cockatiel';
 import {
   Etcd3,
+  isRecoverableError,
   EtcdAuthenticationFailedError,
   EtcdInvalidAuthTokenError,
   EtcdPermissionDeniedError,
@@ -16,7 +18,7 @@ import {
 import type { IOptions, IRequestOp, Namespace, Watcher } from 'etcd3';
 import pino from 'pino';
 import type { Logger } from 'pino';
-import type { Entry, Expectations, QuarantineEntry, Store, StoreChange, StoreHealth, StoreOp } from './store.js';
+import type { Entry, Expectations, QuarantineEntry, Snapshot, Store, StoreChange, StoreHealth, StoreOp, WatchOptions } from './store.js';
 import { checkCommit, checkKey, StoreConflictError, StoreUnavailableError } from './store.js';
 
 export interface EtcdStoreOptions {
@@ -33,6 +35,8 @@ export interface EtcdStoreOptions {
 }
 
 const QUARANTINE = 'quarantine/';
+/** How often health is checked (besides every call). */
+const PROBE_MS = 2000;
 
 export class EtcdStore implements Store {
   private readonly ns: Namespace;
@@ -40,6 +44,7 @@ export class EtcdStore implements Store {
   private readonly watchers = new Set<Promise<Watcher | undefined>>();
   private readonly disconnected = new Set<Promise<Watcher | undefined>>();
   private lastError?: StoreUnavailableError;
+  private probeTimer?: NodeJS.Timeout;
   private closed = false;
 
   private constructor(
@@ -62,14 +67,34 @@ export class EtcdStore implements Store {
       client.close();
       throw err;
     }
+    store.probe();
     return store;
   }
 
   async entries<T>(prefix: string): Promise<Entry<T>[]> {
     const res = await this.call(() => this.ns.getAll().prefix(prefix).sort('Key', 'Ascend').exec());
     return res.kvs
-      .map((kv) => ({ key: kv.key.toString(), value: JSON.parse(kv.value.toString()) as T, revision: Number(kv.mod_revision) }))
-      .filter((e) => !e.key.startsWith(QUARANTINE));
+      .map((kv) => ({ key: kv.key.toString(), value: this.parse(kv.key.toString(), kv.value) as T, revision: Number(kv.mod_revision) }))
+      .filter((e) => !e.key.startsWith(QUARANTINE) && e.value !== undefined);
+  }
+
+  async snapshot(prefixes: readonly string[]): Promise<Snapshot> {
+    // One transaction of range reads: every prefix as of the same revision.
+    const res = await this.call(() =>
+      this.client.kv.txn(
+        { compare: [], success: prefixes.map((p) => ({ request_range: { key: this.full(p), range_end: rangeEnd(this.full(p)) } })), failure: [] },
+        this.callOptions(),
+      ),
+    );
+    const entries: Entry[] = [];
+    for (const r of res.responses)
+      for (const kv of r.response_range.kvs) {
+        const key = kv.key.toString().slice(this.opts.prefix.length);
+        if (key.startsWith(QUARANTINE)) continue;
+        const value = this.parse(key, kv.value);
+        if (value !== undefined) entries.push({ key, value, revision: Number(kv.mod_revision) });
+      }
+    return { revision: Number(res.header.revision), entries };
   }
 
   async read<T>(key: string): Promise<{ value: T; revision: number } | undefined> {
@@ -127,44 +152,103 @@ export class EtcdStore implements Store {
     return { ok: true };
   }
 
-  watch(prefix: string, onChange: (change: StoreChange) => void, opts: { afterRevision?: number } = {}): () => void {
+  watch(prefix: string, onChange: (change: StoreChange) => void, opts: WatchOptions = {}): () => void {
     this.assertOpen();
-    let builder = this.ns.watch().prefix(prefix);
-    if (opts.afterRevision !== undefined) builder = builder.startRevision(String(opts.afterRevision + 1));
+    const only = opts.only;
+    const wanted = (key: string) => !key.startsWith(QUARANTINE) && (!only || only.some((p) => key.startsWith(prefix + p)));
     const deliver = (change: StoreChange) => {
-      if (change.key.startsWith(QUARANTINE)) return;
       try {
         onChange(change);
       } catch (err) {
         this.log.error({ key: change.key, err: (err as Error).message }, 'a store watcher threw');
       }
     };
-    const watcher: Promise<Watcher | undefined> = builder.create().then(
-      (w) => {
-        w.on('put', (kv) => deliver({ key: kv.key.toString(), revision: Number(kv.mod_revision), value: JSON.parse(kv.value.toString()) }));
-        w.on('delete', (kv) => deliver({ key: kv.key.toString(), revision: Number(kv.mod_revision) }));
-        w.on('disconnected', () => this.disconnected.add(watcher));
-        w.on('connected', () => this.disconnected.delete(watcher));
-        w.on('error', (err) => this.log.error({ prefix, err: err.message }, 'etcd watch failed'));
-        return w;
-      },
-      (err: Error) => {
-        this.log.error({ prefix, err: err.message }, 'cannot start an etcd watch');
-        this.disconnected.add(watcher);
-        return undefined;
-      },
-    );
-    this.watchers.add(watcher);
-    return () => {
-      this.watchers.delete(watcher);
-      this.disconnected.delete(watcher);
-      void watcher.then((w) => w?.cancel()).catch(() => undefined);
+    let current: Promise<Watcher | undefined> | undefined;
+    let stopped = false;
+    const start = (afterRevision: number | undefined, resync: boolean) => {
+      let builder = this.ns.watch().prefix(prefix);
+      if (afterRevision !== undefined) builder = builder.startRevision(String(afterRevision + 1));
+      let broken = false;
+      const watcher: Promise<Watcher | undefined> = builder.create().then(
+        (w) => {
+          w.on('put', (kv) => {
+            const key = kv.key.toString();
+            if (!wanted(key)) return;
+            const value = this.parse(key, kv.value);
+            // A value that is not JSON was not written by a store: reported as gone.
+            deliver(value === undefined ? { key, revision: Number(kv.mod_revision) } : { key, revision: Number(kv.mod_revision), value });
+          });
+          w.on('delete', (kv) => {
+            const key = kv.key.toString();
+            if (wanted(key)) deliver({ key, revision: Number(kv.mod_revision) });
+          });
+          w.on('disconnected', () => {
+            broken = true;
+            this.disconnected.add(watcher);
+          });
+          w.on('connected', () => {
+            this.disconnected.delete(watcher);
+            // etcd3 resumed from the last revision it saw; re-reading makes sure of it.
+            if (broken) opts.onResync?.();
+            broken = false;
+          });
+          // Cancelled by etcd (e.g. its resume revision was compacted): a new watch from now,
+          // and the caller re-reads what it missed.
+          w.on('error', (err) => {
+            this.log.warn({ prefix, err: err.message }, 'etcd watch cancelled; watching again and re-reading');
+            this.disconnected.delete(watcher);
+            this.watchers.delete(watcher);
+            void w.cancel().catch(() => undefined);
+            if (!stopped && !this.closed) setTimeout(() => !stopped && !this.closed && start(undefined, true), 100).unref();
+          });
+          if (resync) opts.onResync?.();
+          return w;
+        },
+        (err: Error) => {
+          this.log.error({ prefix, err: err.message }, 'cannot start an etcd watch; retrying');
+          this.disconnected.add(watcher);
+          this.watchers.delete(watcher);
+          if (!stopped && !this.closed)
+            setTimeout(() => {
+              this.disconnected.delete(watcher);
+              if (!stopped && !this.closed) start(afterRevision, resync);
+            }, 1000).unref();
+          return undefined;
+        },
+      );
+      this.watchers.add(watcher);
+      current = watcher;
     };
+    start(opts.afterRevision, false);
+    return () => {
+      stopped = true;
+      const w = current;
+      if (!w) return;
+      this.watchers.delete(w);
+      this.disconnected.delete(w);
+      void w.then((x) => x?.cancel()).catch(() => undefined);
+    };
+  }
+
+  /** The etcd namespace under the prefix, for leases and elections (src/replica). */
+  get namespace(): Namespace {
+    return this.ns;
+  }
+
+  /** For logs: the endpoints and the prefix (never credentials). */
+  describe(): string {
+    return `etcd ${this.opts.hosts.join(',')} prefix ${this.opts.prefix}`;
+  }
+
+  /** Where this store keeps its keys in etcd (`sluice/`). */
+  get prefix(): string {
+    return this.opts.prefix;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.probeTimer) clearTimeout(this.probeTimer);
     await Promise.all([...this.watchers].map((w) => w.then((x) => x?.cancel()).catch(() => undefined)));
     this.watchers.clear();
     this.client.close();
@@ -201,20 +285,55 @@ export class EtcdStore implements Store {
       }
       throw new Error('etcd transaction failed without a differing key'); // cannot happen: a compare failed
     }
-    this.lastError = undefined;
     return { revision: Number(res.header.revision) };
   }
 
-  /** Runs an etcd call; a failure to reach etcd becomes StoreUnavailableError and marks health. */
+  /**
+   * Runs an etcd call; a failure to reach etcd becomes StoreUnavailableError and marks health
+   * until a later call succeeds (every call is linearizable, so it needs a quorum).
+   */
   private async call<T>(fn: () => Promise<T>): Promise<T> {
     this.assertOpen();
     try {
-      return await fn();
+      const result = await fn();
+      this.healed();
+      return result;
     } catch (err) {
+      if (err instanceof StoreConflictError) throw err;
       const mapped = this.unavailable(err);
+      if (!this.lastError) this.log.error({ code: mapped.code }, mapped.message);
       this.lastError = mapped;
-      this.log.error({ code: mapped.code }, mapped.message);
       throw mapped;
+    }
+  }
+
+  private healed(): void {
+    if (!this.lastError) return;
+    this.lastError = undefined;
+    this.log.info('etcd answers again');
+  }
+
+  /** Checks every PROBE_MS that etcd answers (a linearizable read needs a quorum), so health
+   *  follows etcd without waiting for a write. */
+  private probe(): void {
+    if (this.probeTimer || this.closed) return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      if (this.closed) return;
+      this.call(() => this.ns.get('meta/probe').exec())
+        .catch(() => undefined)
+        .finally(() => this.probe());
+    }, PROBE_MS);
+    this.probeTimer.unref();
+  }
+
+  /** Parses a stored value; undefined (logged) when it is not JSON. */
+  private parse(key: string, raw: Buffer): unknown {
+    try {
+      return JSON.parse(raw.toString()) as unknown;
+    } catch {
+      this.log.error({ key }, 'etcd value is not JSON; ignored');
+      return undefined;
     }
   }
 
@@ -246,12 +365,28 @@ export class EtcdStore implements Store {
   }
 }
 
+/** The end of the key range that holds every key starting with `prefix` (etcd's prefix range). */
+function rangeEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--)
+    if (end[i]! < 0xff) {
+      end[i]!++;
+      return end.subarray(0, i + 1);
+    }
+  return Buffer.from([0]);
+}
+
 function clientOptions(opts: EtcdStoreOptions & { callTimeoutMs: number }): IOptions {
   const { tls } = opts;
   return {
     hosts: opts.hosts,
     dialTimeout: opts.callTimeoutMs,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + opts.callTimeoutMs }),
+    // A member that fails three calls in a row is skipped for a second (the client's default is
+    // five): once etcd is back, calls must not keep failing fast.
+    faultHandling: {
+      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+    },
     ...(tls?.ca || tls?.cert
       ? { credentials: { rootCertificate: tls.ca ?? (null as unknown as Buffer), privateKey: tls.key, certChain: tls.cert } } // null: system CAs
       : {}),

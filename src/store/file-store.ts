@@ -19,7 +19,7 @@ import { makeDir, replaceFile, syncDir, syncDirs, TMP_MARKER } from './durable-f
 import type { Journal } from './journal.js';
 import { JOURNAL_DIR, JOURNAL_FORMAT, journalFiles, newJournalFile, parseJournal, removeJournal, rollBack, writeJournal } from './journal.js';
 import { KeyLocks } from './key-locks.js';
-import type { Entry, Expectations, QuarantineEntry, Store, StoreChange, StoreHealth, StoreOp } from './store.js';
+import type { Entry, Expectations, QuarantineEntry, Snapshot, Store, StoreChange, StoreHealth, StoreOp, WatchOptions } from './store.js';
 import { checkCommit, checkKey, StoreConflictError, StoreLockedError, StoreUnavailableError, unavailable } from './store.js';
 
 export interface FileStoreOptions {
@@ -109,10 +109,21 @@ export class FileStore implements Store {
     return { ok: true };
   }
 
-  /** Every commit of this store (the only writer) is reported, after it is durable. */
-  watch(prefix: string, onChange: (change: StoreChange) => void, opts: { afterRevision?: number } = {}): () => void {
+  async snapshot(prefixes: readonly string[]): Promise<Snapshot> {
+    const entries = (await Promise.all(prefixes.map((p) => this.entries(p)))).flat();
+    return { revision: this.revision, entries };
+  }
+
+  /** Every commit of this store (the only writer) is reported, after it is durable. Never has
+   *  gaps: onResync is never called. */
+  watch(prefix: string, onChange: (change: StoreChange) => void, opts: WatchOptions = {}): () => void {
     const after = opts.afterRevision ?? 0;
-    const watcher = { prefix, onChange: (change: StoreChange) => change.revision > after && onChange(change) };
+    const only = opts.only;
+    const watcher = {
+      prefix,
+      onChange: (change: StoreChange) =>
+        change.revision > after && (!only || only.some((p) => change.key.startsWith(prefix + p))) && onChange(change),
+    };
     this.watchers.add(watcher);
     return () => this.watchers.delete(watcher);
   }

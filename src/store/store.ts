@@ -41,11 +41,32 @@ export interface StoreHealth {
   message?: string;
 }
 
+/** Every key under some prefixes as of one revision of the store. */
+export interface Snapshot {
+  /** The store's revision the entries were read at: every commit up to it is in them. */
+  revision: number;
+  entries: Entry[];
+}
+
+export interface WatchOptions {
+  /** Report only changes with a higher revision (resume from what was read). */
+  afterRevision?: number;
+  /** Report only keys under these prefixes (within the watched one), skipped before parsing. */
+  only?: readonly string[];
+  /**
+   * The watch may have missed changes (etcd: the stream was broken and re-established, or the
+   * revision to resume from was compacted): re-read what it is about. Changes keep coming.
+   */
+  onResync?: () => void;
+}
+
 export interface Store {
   /** Every key under a prefix (`services/`), sorted by key. Values are copies. */
   entries<T>(prefix: string): Promise<Entry<T>[]>;
   /** One key, or undefined when absent. */
   read<T>(key: string): Promise<{ value: T; revision: number } | undefined>;
+  /** Every key under these prefixes at one revision (a replica re-reading after a watch gap). */
+  snapshot?(prefixes: readonly string[]): Promise<Snapshot>;
   /**
    * Applies every op or none. When the promise resolves the change is durable and every changed
    * key carries the returned revision (greater than any revision seen before). Rejects with
@@ -68,9 +89,16 @@ export interface Store {
    * order. A change may repeat one the caller already read: skip it when its revision is not
    * higher than the key's known one. Returns the function that stops it.
    */
-  watch(prefix: string, onChange: (change: StoreChange) => void, opts?: { afterRevision?: number }): () => void;
+  watch(prefix: string, onChange: (change: StoreChange) => void, opts?: WatchOptions): () => void;
   /** Waits for commits in flight, then releases the store (and its lock). */
   close(): Promise<void>;
+}
+
+/** A snapshot of a store, through its own snapshot() or (a store without one) its entries. */
+export async function snapshotOf(store: Store, prefixes: readonly string[]): Promise<Snapshot> {
+  if (store.snapshot) return store.snapshot(prefixes);
+  const entries = (await Promise.all(prefixes.map((p) => store.entries(p)))).flat();
+  return { revision: entries.reduce((max, e) => Math.max(max, e.revision), 0), entries };
 }
 
 /** An expectation did not hold: another write changed the key since it was read. */

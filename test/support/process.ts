@@ -41,6 +41,8 @@ export async function spawnSluice(opts: {
   user?: { uid: number; gid: number };
   /** Keep stderr (logs) in memory instead of passing it through. */
   captureLogs?: boolean;
+  /** How long it may take to become ready (default 20 s). */
+  readyTimeoutMs?: number;
 }): Promise<SluiceProcess> {
   const child = spawn(
     process.execPath,
@@ -66,7 +68,7 @@ export async function spawnSluice(opts: {
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 20_000);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`sluice exited with ${child.exitCode} while starting${logs ? `: ${logs.slice(-2000)}` : ''}`);
     try {
