@@ -9,6 +9,7 @@ import { buildApi } from './api/app.js';
 import { AuditLog } from './api/audit.js';
 import { ApiTokens } from './api/tokens.js';
 import { fleetRoutes } from './api/fleet-routes.js';
+import { FleetSummaryFeed, fleetSummaryRoutes } from './api/fleet-list.js';
 import { serviceRoutes } from './api/services-routes.js';
 import { eventRoutes } from './api/events-routes.js';
 import { openApiRoutes } from './api/openapi.js';
@@ -149,6 +150,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
 
   let started = false;
   const problems = () => reconciler.serviceErrors();
+  const fleetSummary = new FleetSummaryFeed(() => xds.fleet(), xds);
   const api = buildApi({
     log,
     tokens,
@@ -166,8 +168,9 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
       serviceRoutes(state, problems),
       rolloutRoutes(state, scheduler, prometheus),
       fleetRoutes(xds),
+      fleetSummaryRoutes(fleetSummary),
       statusRoutes(state, problems, () => store.quarantined()),
-      eventRoutes(state),
+      eventRoutes(state, fleetSummary),
       openApiRoutes(),
       dashboardRoutes(),
       metricsRoutes(metrics),
@@ -195,6 +198,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
       state.close();
       reconciler.close();
       await api.close();
+      fleetSummary.close();
       tokens?.close();
       await audit.close();
       await xds.close(500);

@@ -4,11 +4,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { QuarantineEntry } from '../store/store.js';
 import type { StateWriter } from '../state/writer.js';
+import { statusDoc } from './operations-docs.js';
 import type { PublishProblems } from './services-routes.js';
 
 export function statusRoutes(writer: StateWriter, problems: PublishProblems, quarantined: () => Promise<QuarantineEntry[]>) {
   return (app: FastifyInstance) => {
-    app.get('/v1/status', async () => ({
+    app.get('/v1/status', { schema: statusDoc }, async () => ({
       persistence: writer.persistence(),
       quarantined: await quarantined(),
       services: Object.fromEntries([...problems()].map(([name, problem]) => [name, { published: false, problem }])),

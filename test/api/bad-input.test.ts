@@ -168,16 +168,6 @@ describe('bad input', () => {
       await secured.stop();
     }
   });
-
-  it('serves an OpenAPI document generated from the schemas', async () => {
-    const res = await sluice.api('GET', '/openapi.json');
-    expect(res.status).toBe(200);
-    expect(res.body.openapi).toBe('3.0.3');
-    expect(Object.keys(res.body.components.schemas.RolloutSpec.properties)).toEqual(
-      expect.arrayContaining(['service', 'canary', 'steps', 'headerRoutes', 'sticky']),
-    );
-    expect(res.body.components.schemas.Service.additionalProperties).toBe(false);
-  });
 });
 
 describe('dashboard', () => {
