@@ -58,7 +58,8 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
   .count { border: 1px solid #e5e7eb; border-radius: 6px; padding: 6px 12px; min-width: 90px; }
   .count b { display: block; font-size: 20px; } .count span { font-size: 12px; color: var(--muted); }
   .toolbar { display: flex; gap: 8px; align-items: center; margin: 8px 0; font-size: 13px; }
-  #error { color: var(--bad); min-height: 1em; }
+  #error { color: var(--bad); } #error:empty { display: none; }
+  .u-legend { font-size: 12px; } .analysis { font-size: 13px; }
   #signin { display: flex; gap: 8px; align-items: center; } #signin input { width: 28em; }
   dialog { border: none; border-radius: 8px; box-shadow: 0 10px 30px #0004; padding: 18px 20px; width: 420px; }
   dialog textarea { width: 100%; box-sizing: border-box; font: inherit; min-height: 60px; }

@@ -173,14 +173,14 @@ function renderAnalysis(r, el) {
 
 // ---- charts (uPlot) ------------------------------------------------------------------------
 const COLORS = ['#f59e0b', '#8b5cf6', '#ef4444', '#10b981', '#ec4899', '#14b8a6'];
-function chart(c, name, title, series, data, yFormat, range) {
+function chart(c, name, title, series, data, yFormat, range, emptyText) {
   const el = c.el.querySelector('[data-chart="' + name + '"]');
   const key = series.map((s) => s.label).join('|');
   const has = data[0].length > 0 && series.length > 0;
   let entry = c.charts[name];
   if (!has) {
     if (entry) { entry.plot.destroy(); delete c.charts[name]; }
-    el.innerHTML = '<div class="title">' + esc(title) + '</div><div class="empty">no data yet</div>';
+    el.innerHTML = '<div class="title">' + esc(title) + '</div><div class="empty">' + esc(emptyText || 'no data yet') + '</div>';
     return;
   }
   if (entry && entry.key === key) { entry.plot.setData(data); return; }
@@ -206,9 +206,9 @@ function renderCharts(r, c) {
   if (xs.length && end > xs[xs.length - 1]) { xs.push(end); stable.push(stable[stable.length - 1]); canary.push(canary[canary.length - 1]); }
   const stepped = uPlot.paths.stepped({ align: 1 });
   chart(c, 'weights', 'Weights (%)', [
-    { label: r.stable + ' (stable)', stroke: '#3b82f6', fill: '#3b82f622', width: 2, paths: stepped },
+    { label: r.stable + ' (stable)', stroke: '#3b82f6', width: 2, paths: stepped },
     { label: r.canary + ' (canary)', stroke: '#f59e0b', fill: '#f59e0b22', width: 2, paths: stepped },
-  ], [xs, stable, canary], (v) => v + '%', [0, 100]);
+  ], [xs, stable, canary], (v) => v + '%', [0, 100], 'no history yet');
 
   // Analysis: each metric's measured value per window, and each version's requests.
   const ms = (r.analysis && r.analysis.measurements) || [];
@@ -220,12 +220,14 @@ function renderCharts(r, c) {
   };
   const valuesOf = (names, scale) => names.map((n) => ms.map((m) => { const x = m.metrics.find((y) => y.name === n); return x && x.value !== null ? x.value * scale : null; }));
   const sr = seriesOf(['successRate', 'successRateDrop'], (k) => (k === 'successRate' ? r.canary + ' success rate' : 'drop vs ' + r.stable));
-  chart(c, 'success', 'Success rate (%)', sr.series, [mx].concat(valuesOf(sr.names, 100)), (v) => Math.round(v * 10) / 10 + '%');
+  chart(c, 'success', 'Success rate (%)', sr.series, [mx].concat(valuesOf(sr.names, 100)), (v) => Math.round(v * 10) / 10 + '%', null,
+    sr.names.length ? 'no measurement yet' : 'no success-rate metric in this analysis');
   const lat = seriesOf(['latencyP99', 'latencyRise'], (k) => (k === 'latencyP99' ? r.canary + ' p99' : 'p99 rise vs ' + r.stable));
-  chart(c, 'latency', 'Latency (ms)', lat.series, [mx].concat(valuesOf(lat.names, 1)), (v) => v + ' ms');
+  chart(c, 'latency', 'Latency (ms)', lat.series, [mx].concat(valuesOf(lat.names, 1)), (v) => v + ' ms', null,
+    lat.names.length ? 'no measurement yet' : 'no latency metric in this analysis (latencyP99, latencyRise: from Envoy\\'s metrics service)');
   const versions = [r.stable, r.canary].filter((v) => ms.some((m) => m.requests[v] !== undefined));
   chart(c, 'requests', 'Requests per window', versions.map((v) => ({ label: v, stroke: v === r.canary ? '#f59e0b' : '#3b82f6', width: 2, points: { show: true } })),
-    [mx].concat(versions.map((v) => ms.map((m) => (m.requests[v] === undefined ? null : m.requests[v])))), (v) => String(v));
+    [mx].concat(versions.map((v) => ms.map((m) => (m.requests[v] === undefined ? null : m.requests[v])))), (v) => String(v), null, 'no measurement yet');
 }
 window.addEventListener('resize', () => {
   for (const c of cards.values()) for (const name in c.charts) {
@@ -283,7 +285,8 @@ function renderFleet(s) {
   const count = (n, label, cls) => '<div class="count"><b class="' + (cls || '') + '">' + n + '</b><span>' + label + '</span></div>';
   $('fleet-counts').innerHTML = count(s.nodes, 'nodes') + count(s.byState.synced, 'synced', 'good') + count(s.byState.stale, 'stale', s.byState.stale ? 'STALE' : '') + count(s.byState.nacked, 'NACKed', s.byState.nacked ? 'bad' : '') + count(s.streams, 'streams');
   document.querySelector('#fleet-types tbody').innerHTML = Object.entries(s.byType).map((e) => '<tr><td>' + e[0] + '</td><td class="good">' + e[1].synced + '</td><td>' + e[1].stale + '</td><td class="' + (e[1].nacked ? 'bad' : '') + '">' + e[1].nacked + '</td><td class="muted">' + e[1].notSent + '</td></tr>').join('');
-  $('fleet-at').textContent = Object.entries(s.byUserAgent).map((e) => e[0] + ' ' + e[1]).join(', ');
+  const agents = Object.entries(s.byUserAgent);
+  $('fleet-at').textContent = agents.length ? 'agents: ' + agents.map((e) => e[0] + ' ' + e[1]).join(', ') : '';
 }
 const TYPES = [['LDS', 'Listener'], ['RDS', 'RouteConfiguration'], ['CDS', 'Cluster'], ['EDS', 'ClusterLoadAssignment']];
 function syncState(n, type) {
