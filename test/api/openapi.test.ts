@@ -8,25 +8,13 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTE_ROLES } from '../../src/api/roles.js';
+import { curlBodies } from './markdown-requests.js';
 import type { TestSluice } from '../support/sluice.js';
 import { startTestSluice } from '../support/sluice.js';
 
 type Doc = { openapi: string; paths: Record<string, Record<string, any>>; components: { schemas: Record<string, any> } };
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
 const toOpenApiPath = (fastifyPath: string) => fastifyPath.replace(/:(\w+)/g, '{$1}');
-
-/** Requests written as `curl -X METHOD URL ... -d '<json>'` in a markdown file. */
-export function curlBodies(markdown: string): { method: string; path: string; body: unknown; line: number }[] {
-  const found: { method: string; path: string; body: unknown; line: number }[] = [];
-  // A command may span lines (the JSON body does); it ends at a line that does not end in a
-  // continuation, or at the end of the -d '...' quote.
-  for (const m of markdown.matchAll(/curl ([^\n]*?)-X (PUT|POST) '?([^\s']+)'?((?:(?!curl )[\s\S])*?)-d '([^']*)'/g)) {
-    const url = new URL(m[3]!.startsWith('http') ? m[3]! : `http://${m[3]}`);
-    const line = markdown.slice(0, m.index).split('\n').length;
-    found.push({ method: m[2]!.toLowerCase(), path: url.pathname, body: JSON.parse(m[5]!), line });
-  }
-  return found;
-}
 
 /** The operation a concrete path and method reach. */
 function operationFor(doc: Doc, method: string, path: string): any {
@@ -135,6 +123,18 @@ describe('OpenAPI document', () => {
             if (media.example !== undefined && type === 'application/json') check(media.schema, media.example, `${m} ${p} ${code}`), n++;
       }
     expect(n).toBeGreaterThan(40);
+  });
+
+  it('is the route table of docs/api.md: roles, operationIds and answers', () => {
+    const api = fs.readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
+    const rows = [...api.matchAll(/^\| `(GET|POST|PUT|DELETE) ([^`]+)` \| (\w+) \| (\w+) \| ([^|]+)\|$/gm)];
+    expect(Object.fromEntries(rows.map((m) => [`${m[1]} ${m[2]}`, m[3]]))).toEqual(ROUTE_ROLES);
+    for (const m of rows) {
+      const op = doc.paths[toOpenApiPath(m[2]!)]![m[1]!.toLowerCase()];
+      expect(m[4], `${m[1]} ${m[2]}`).toBe(op.operationId);
+      // Every status the table names is documented (the table leaves out the common 401/403/413/415).
+      for (const code of m[5]!.match(/\b[2-5]\d\d\b/g) ?? []) expect(Object.keys(op.responses), `${m[1]} ${m[2]}`).toContain(code);
+    }
   });
 
   it('accepts every request body in README.md and docs/api.md', () => {
