@@ -190,7 +190,7 @@ function chart(c, name, title, series, data, yFormat, range, emptyText) {
     width: Math.max(280, el.clientWidth || 320), height: 150,
     legend: { live: false },
     scales: { x: { time: true }, y: range ? { range: range } : {} },
-    axes: [{ stroke: '#6b7280', grid: { stroke: '#f1f5f9' } }, { stroke: '#6b7280', grid: { stroke: '#f1f5f9' }, size: 48, values: (u, vals) => vals.map(yFormat) }],
+    axes: [{ stroke: '#6b7280', grid: { stroke: '#f1f5f9' } }, { stroke: '#6b7280', grid: { stroke: '#f1f5f9' }, size: 60, values: (u, vals) => vals.map(yFormat) }],
     series: [{}].concat(series),
   };
   c.charts[name] = { key: key, plot: new uPlot(opts, data, el) };

@@ -1,6 +1,7 @@
 // The dashboard in a real browser: Debian's Chromium driven by playwright-core (no browser
 // download), against a real Sluice with real gRPC backends and proxyless gRPC clients that
-// send traffic and load reports, so the page shows what an operator would see: a rollout in
+// send traffic and load reports, and an Envoy edge (ADS + metrics service, envoy-edge.ts) that
+// reports latency, so the page shows what an operator would see: a rollout in
 // progress with its steps, weights and analysis charts, the fleet, and a rollback confirmed in a
 // dialog that updates the page without a reload. A viewer gets no action at all.
 // Without /usr/bin/chromium (scripts/install-test-deps.sh installs it) the suite is skipped
@@ -17,6 +18,7 @@ import { startBackend } from '../../src/demo/backend.js';
 import type { XdsClient } from '../../src/demo/xds-client.js';
 import { spawnXdsClient } from '../../src/demo/xds-client.js';
 import { call, roleTokensFile, TOKENS } from '../api/access-fixtures.js';
+import { startEnvoyEdge } from './envoy-edge.js';
 import type { TestSluice } from '../support/sluice.js';
 import { eventually, serviceOf, startTestSluice } from '../support/sluice.js';
 
@@ -48,6 +50,7 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
   let clients: XdsClient[] = [];
   let traffic = true;
   let loops: Promise<void>[] = [];
+  let edge: { stop(): Promise<void> } | undefined;
   const as = (role: 'viewer' | 'operator' | 'admin') => ({ token: TOKENS[role] });
   const rollout = async (): Promise<RolloutState> => (await call(sluice.httpPort, 'GET', '/v1/rollouts/echo', as('viewer'))).body;
 
@@ -58,6 +61,14 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
     expect(put.status).toBe(201);
     clients = await Promise.all(['checkout-7f9c', 'cart-2b1d', 'search-5e8a'].map((nodeId) => spawnXdsClient({ nodeId, xdsPort: sluice.xdsPort })));
     for (const c of clients) await eventually(async () => (await c.call('echo', 1)).versions.v1 === 1, 20_000, 100);
+    const weightOf = (version: string) => () => {
+      const r = sluice.state.state.rollouts.get('echo');
+      return r ? (r.weights[version] ?? 0) : version === 'v1' ? 100 : 0;
+    };
+    edge = await startEnvoyEdge(sluice.xdsPort, 'edge-envoy-1', [
+      { cluster: 'echo-v1', weight: weightOf('v1'), latencyMs: 12, errorRate: 0 },
+      { cluster: 'echo-v2', weight: weightOf('v2'), latencyMs: 20, errorRate: 0.005 },
+    ]);
     loops = clients.map(async (c) => {
       while (traffic) {
         await c.call('echo', 10).catch(() => undefined);
@@ -80,6 +91,8 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
           metrics: [
             { name: 'success', successRate: { min: 0.9 } },
             { name: 'drop', successRateDrop: { max: 0.05 } },
+            { name: 'p99', latencyP99: { maxMs: 250 } },
+            { name: 'p99-rise', latencyRise: { maxMs: 100 } },
           ],
         },
       },
@@ -96,6 +109,7 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
   afterAll(async () => {
     traffic = false;
     await Promise.all(loops);
+    await edge?.stop();
     await browser?.close();
     await Promise.all(clients.map((c) => c.stop()));
     await Promise.all(backends.map((b) => b.stop()));
@@ -130,23 +144,26 @@ describe.skipIf(!haveBrowser)('dashboard in Chromium', () => {
     expect(await card.locator('.steps li.current').textContent()).toBe('pause (manual)');
     expect(await card.locator('.weights').textContent()).toContain('v1 50% · v2 50%');
     // uPlot draws into a canvas per chart; the legends name the series.
-    for (const chart of ['weights', 'success', 'requests']) await card.locator(`[data-chart="${chart}"] canvas`).first().waitFor();
+    for (const chart of ['weights', 'success', 'latency', 'requests']) await card.locator(`[data-chart="${chart}"] canvas`).first().waitFor();
     expect(await card.locator('[data-chart="weights"] .u-legend').textContent()).toContain('v2 (canary)');
     expect(await card.locator('[data-chart="success"] .u-legend').textContent()).toContain('success (v2 success rate)');
     expect(await card.locator('[data-chart="success"] .u-legend').textContent()).toContain('drop (drop vs v1)');
     expect(await card.locator('[data-chart="requests"] .u-legend').textContent()).toMatch(/v1.*v2/);
-    expect(await card.locator('[data-chart="latency"] .empty').textContent()).toContain('no latency metric');
+    expect(await card.locator('[data-chart="latency"] .u-legend').textContent()).toContain('p99 (v2 p99)');
+    expect(await card.locator('[data-chart="latency"] .u-legend').textContent()).toContain('p99-rise (p99 rise vs v1)');
     expect(await card.locator('.analysis').textContent()).toMatch(/background: \d+ ✓/);
     expect(await card.locator('.history tbody tr').count()).toBeGreaterThan(8);
     // The fleet: counts from the summary, one page of nodes.
     await page.locator('#fleet-counts').getByText('nodes').waitFor();
-    await eventually(async () => (await page.locator('#nodes tbody tr').count()) === 3);
+    await eventually(async () => (await page.locator('#nodes tbody tr').count()) === 4);
     expect(await page.locator('#nodes tbody').textContent()).toContain('checkout-7f9c');
+    expect(await page.locator('#nodes tbody').textContent()).toContain('edge-envoy-1');
+    expect(await page.locator('#fleet-at').textContent()).toContain('envoy 1');
     await page.locator('#node-filter').fill('cart');
     await eventually(async () => (await page.locator('#nodes tbody tr').count()) === 1);
     expect(await page.locator('#nodes-total').textContent()).toBe('1 matching');
     await page.locator('#node-filter').fill('');
-    await eventually(async () => (await page.locator('#nodes tbody tr').count()) === 3);
+    await eventually(async () => (await page.locator('#nodes tbody tr').count()) === 4);
     const shot = path.join(SHOTS, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
     console.log(`dashboard screenshot: ${shot}`);
