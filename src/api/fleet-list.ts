@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { NodeStatus, XdsServer } from '../xds/server.js';
-import { nodeState, syncState, typeStatus, XDS_TYPES } from './fleet-sync.js';
+import { nodeState, syncState, XDS_TYPES } from './fleet-sync.js';
+import type { XdsShort } from './fleet-sync.js';
 import { json } from './route-docs.js';
 import { FleetListSchema, FleetSummarySchema } from './schemas.js';
 
@@ -41,25 +42,33 @@ export function summarize(nodes: NodeStatus[], now = new Date()): FleetSummary {
   const counts = () => ({ synced: 0, stale: 0, nacked: 0, notSent: 0 });
   const byType = { LDS: counts(), RDS: counts(), CDS: counts(), EDS: counts() };
   const byState = { synced: 0, stale: 0, nacked: 0 };
-  const byUserAgent: Record<string, number> = {};
+  const agents = new Map<string, number>();
+  const KEY = { SYNCED: 'synced', STALE: 'stale', NACKED: 'nacked', 'NOT SENT': 'notSent' } as const;
   let streams = 0;
   for (const n of nodes) {
     streams += n.streams.length;
-    byState[nodeState(n)]++;
-    for (const [short] of XDS_TYPES) {
-      const s = syncState(typeStatus(n, short));
-      if (s === 'SYNCED') byType[short].synced++;
-      else if (s === 'STALE') byType[short].stale++;
-      else if (s === 'NACKED') byType[short].nacked++;
-      else if (s === 'NOT SENT') byType[short].notSent++;
+    // One pass over the node's types (this runs over the whole fleet).
+    let worst: 'synced' | 'stale' | 'nacked' = 'synced';
+    for (const url in n.types) {
+      const short = SHORT_BY_TYPE.get(url.slice(url.lastIndexOf('/') + 1));
+      if (!short) continue;
+      const s = syncState(n.types[url]);
+      if (s === '-') continue;
+      byType[short][KEY[s]]++;
+      if (s === 'NACKED') worst = 'nacked';
+      else if (s === 'STALE' && worst === 'synced') worst = 'stale';
     }
+    byState[worst]++;
     // Agent names without versions, and only so many: the summary stays small whatever connects.
-    let agent = n.userAgent.split('/')[0] || 'unknown';
-    if (!(agent in byUserAgent) && Object.keys(byUserAgent).length >= MAX_AGENTS) agent = 'other';
-    byUserAgent[agent] = (byUserAgent[agent] ?? 0) + 1;
+    const slash = n.userAgent.indexOf('/');
+    let agent = (slash < 0 ? n.userAgent : n.userAgent.slice(0, slash)) || 'unknown';
+    if (!agents.has(agent) && agents.size >= MAX_AGENTS) agent = 'other';
+    agents.set(agent, (agents.get(agent) ?? 0) + 1);
   }
-  return { nodes: nodes.length, streams, byState, byType, byUserAgent, at: now.toISOString() };
+  return { nodes: nodes.length, streams, byState, byType, byUserAgent: Object.fromEntries(agents), at: now.toISOString() };
 }
+
+const SHORT_BY_TYPE = new Map<string, XdsShort>(XDS_TYPES.map(([short, name]) => [name, short]));
 
 /** Emits 'summary' when the counts change, at most once per `everyMs`, while anyone listens. */
 export class FleetSummaryFeed extends EventEmitter<{ summary: [FleetSummary] }> {
