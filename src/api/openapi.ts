@@ -43,7 +43,6 @@ function strip(schema: unknown): Record<string, unknown> {
 /** Every named schema, for components/schemas. */
 function componentSchemas(): Record<string, object> {
   const { schemas } = z.toJSONSchema(components, { ...baseOptions, uri: (id) => COMPONENTS + id });
-  delete schemas.__shared; // schemas used by several components without an id of their own are inlined
   return Object.fromEntries(Object.entries(schemas).map(([id, s]) => [id, strip(s)] as const));
 }
 
