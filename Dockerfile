@@ -17,7 +17,7 @@ COPY src src
 RUN npm run build
 
 # Run: production dependencies (no dev or demo-only packages such as @grpc/grpc-js-xds), the
-# compiled code, and the Envoy protos it loads at start.
+# compiled code, the Envoy protos it loads at start and the dashboard's vendored files.
 FROM node:24-slim
 ENV NODE_ENV=production
 WORKDIR /app
@@ -26,6 +26,8 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist dist
 COPY bin bin
 COPY protos protos
+# The dashboard's chart library (uPlot), served at /assets/.
+COPY vendor vendor
 # The embedded store's files. Mount a volume here to keep services and rollouts across
 # container restarts (docker-compose.yml does).
 ENV SLUICE_DATA_DIR=/var/lib/sluice

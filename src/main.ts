@@ -9,6 +9,7 @@ import { buildApi } from './api/app.js';
 import { AuditLog } from './api/audit.js';
 import { ApiTokens } from './api/tokens.js';
 import { fleetRoutes } from './api/fleet-routes.js';
+import { FleetSummaryFeed, fleetSummaryRoutes } from './api/fleet-list.js';
 import { serviceRoutes } from './api/services-routes.js';
 import { eventRoutes } from './api/events-routes.js';
 import { openApiRoutes } from './api/openapi.js';
@@ -225,6 +226,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
 
   let started = false;
   const problems = () => reconciler.serviceErrors();
+  const fleetSummary = new FleetSummaryFeed(() => replication.fleet.nodes().nodes, xds);
   const api = buildApi({
     log,
     tokens,
@@ -242,8 +244,9 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
       serviceRoutes(state, problems),
       rolloutRoutes(state, scheduler, prometheus),
       fleetRoutes(replication.fleet),
+      fleetSummaryRoutes(fleetSummary),
       statusRoutes(state, problems, () => store.quarantined(), () => replication.status()),
-      eventRoutes(state),
+      eventRoutes(state, fleetSummary),
       openApiRoutes(),
       dashboardRoutes(),
       metricsRoutes(metrics),
@@ -276,6 +279,7 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
       state.close();
       reconciler.close();
       await api.close();
+      fleetSummary.close();
       tokens?.close();
       await audit.close();
       await xds.close(500);

@@ -1,5 +1,6 @@
-// The REST API (docs in README and GET /openapi.json): health here, everything else plugs in.
+// The REST API (docs/api.md; GET /openapi.json): health here, everything else plugs in.
 // Who may call what is decided in one place (access.ts, with the route table in roles.ts).
+import fastifySwagger from '@fastify/swagger';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -7,10 +8,14 @@ import { accessControl, isLoopbackAddress } from './access.js';
 import type { AuditLog } from './audit.js';
 import { auditRequests } from './audit.js';
 import { errorHandler } from './errors.js';
+import { healthzDoc, readyzDoc } from './operations-docs.js';
+import { openApiOptions } from './openapi.js';
+import { packageVersion } from './package-files.js';
 import { routeRoles } from './roles.js';
 import { sessionRoutes } from './session-routes.js';
 import { Sessions } from './sessions.js';
 import type { ApiTokens } from './tokens.js';
+import { zodValidation } from './validation.js';
 import { yamlBodies } from './yaml-body.js';
 
 export interface ApiOptions {
@@ -35,6 +40,7 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
     bodyLimit: 4 * 1024 * 1024,
   });
   app.setErrorHandler(errorHandler);
+  zodValidation(app); // routes validate with their zod schemas, which GET /openapi.json shows
   app.removeContentTypeParser('text/plain'); // bodies are JSON: anything else is 415
   yamlBodies(app); // ...or YAML (application/yaml), parsed into the same objects
   app.setNotFoundHandler((req, reply) => {
@@ -45,15 +51,19 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   if (opts.audit) auditRequests(app, opts.audit);
   announceExposure(opts);
 
-  // Probes run every few seconds: keep them out of the request log.
-  app.get('/healthz', { logLevel: 'silent' }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { logLevel: 'silent' }, async (_req, reply) => {
-    const { ready, reason } = opts.ready();
-    if (!ready) return reply.status(503).send({ status: 'not_ready', reason });
-    return { status: 'ready' };
+  // The document collects routes as they are added: it goes first, the routes after it.
+  void app.register(fastifySwagger, openApiOptions(packageVersion()));
+  void app.register(async (app) => {
+    // Probes run every few seconds: keep them out of the request log.
+    app.get('/healthz', { logLevel: 'silent', schema: healthzDoc }, async () => ({ status: 'ok' }));
+    app.get('/readyz', { logLevel: 'silent', schema: readyzDoc }, async (_req, reply) => {
+      const { ready, reason } = opts.ready();
+      if (!ready) return reply.status(503).send({ status: 'not_ready', reason });
+      return { status: 'ready' };
+    });
+    sessionRoutes(opts.tokens, sessions)(app);
+    for (const r of opts.routes) r(app);
   });
-  sessionRoutes(opts.tokens, sessions)(app);
-  for (const r of opts.routes) r(app);
   return app;
 }
 

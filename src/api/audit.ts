@@ -54,7 +54,14 @@ export class AuditLog {
   write(entry: AuditEntry): void {
     if (this.pending.length >= MAX_PENDING) this.dropped++;
     else this.pending.push(JSON.stringify(entry) + '\n');
-    this.writing ??= this.flush();
+    this.kick();
+  }
+
+  /** Starts a flush unless one runs or there is nothing to write. A flush with nothing to do
+   *  would finish before `writing` is assigned and leave it set for ever: later lines would
+   *  wait, and close() would spin on a settled promise. */
+  private kick(): void {
+    if (!this.writing && (this.pending.length > 0 || this.dropped > 0)) this.writing = this.flush();
   }
 
   /** Resolves once every line written so far is in the file (or, if the disk refuses, says how many were lost). */
@@ -62,7 +69,7 @@ export class AuditLog {
     this.closed = true;
     clearTimeout(this.retry);
     while (this.writing) await this.writing;
-    if (this.pending.length > 0) this.writing = this.flush();
+    this.kick();
     while (this.writing) await this.writing;
     if (this.pending.length > 0) this.log.error({ file: this.file, lines: this.pending.length }, 'audit log lines lost at shutdown: the file cannot be written');
   }
@@ -83,7 +90,12 @@ export class AuditLog {
         this.pending = [...lines, ...this.pending];
         if (this.pending.length > MAX_PENDING) this.dropped += this.pending.splice(MAX_PENDING).length;
         this.log.error({ err, file: this.file, waiting: this.pending.length }, 'audit log write failed; retrying');
-        if (!this.closed) this.retry = setTimeout(() => (this.writing ??= this.flush()), RETRY_MS).unref();
+        // One retry at a time: a second refused write while one waits does not add another.
+        if (!this.closed && !this.retry)
+          this.retry = setTimeout(() => {
+            this.retry = undefined;
+            this.kick();
+          }, RETRY_MS).unref();
         break;
       }
     }

@@ -1,105 +1,157 @@
-// /openapi.json, generated from the same zod schemas that validate requests.
+// GET /openapi.json (OpenAPI 3.1), generated from the routes themselves: @fastify/swagger
+// collects every route as it is registered, and the transform below renders the zod schemas
+// Fastify validates that route with (zod's own JSON Schema output), the answers each route
+// declares (route-docs.ts), the errors access control gives it and the role it needs
+// (roles.ts, the table access.ts enforces).
+import type { SwaggerOptions } from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { RolloutSpecSchema } from '../model/rollout.js';
-import { ServiceSchema } from '../model/service.js';
+import { commonErrors } from './route-docs.js';
+import type { ResponseDoc } from './route-docs.js';
+import { ROUTE_ROLES, routeKey } from './roles.js';
+import { components, EXACTLY_ONE } from './schemas.js';
+import { YAML_CONTENT_TYPES } from './yaml-body.js';
 
-function schema(s: z.ZodType): unknown {
-  return z.toJSONSchema(s, { io: 'input', unrepresentable: 'any', target: 'openapi-3.0' });
+const COMPONENTS = '#/components/schemas/';
+const PLACEHOLDER = '__sluice_component__';
+const BODY_TYPES = ['application/json', ...YAML_CONTENT_TYPES.slice(0, 1)];
+
+/** zod's JSON Schema output, with the "exactly one of" rules the model checks in code. */
+const baseOptions = {
+  target: 'draft-2020-12',
+  io: 'input',
+  unrepresentable: 'any',
+  cycles: 'ref',
+  reused: 'inline',
+  override: ({ zodSchema, jsonSchema }: { zodSchema: z.core.$ZodTypes; jsonSchema: Record<string, unknown> }) => {
+    // A model schema ending in .transform() keeps its description on the outer schema.
+    const description = components.get(zodSchema)?.description;
+    if (description && jsonSchema.description === undefined) jsonSchema.description = description;
+    const groups = EXACTLY_ONE.get(zodSchema);
+    if (!groups) return;
+    const oneOf = (keys: readonly string[]) => ({ oneOf: keys.map((k) => ({ required: [k] })) });
+    if (groups.length === 1) Object.assign(jsonSchema, oneOf(groups[0]!));
+    else jsonSchema.allOf = groups.map(oneOf);
+  },
+} as const;
+
+function strip(schema: unknown): Record<string, unknown> {
+  const { $schema: _s, $id: _i, id: _d, ...rest } = schema as Record<string, unknown>;
+  return rest;
 }
 
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const json = (s: unknown) => ({ content: { 'application/json': { schema: s } } });
-const error = { description: 'error', ...json(ref('Error')) };
-const serviceParam = { name: 'service', in: 'path', required: true, schema: { type: 'string' } };
-const action = (summary: string, body?: unknown) => ({
-  post: {
-    summary,
-    parameters: [serviceParam],
-    ...(body ? { requestBody: json(body) } : {}),
-    responses: { 200: { description: 'the rollout after the change', ...json(ref('Rollout')) }, 404: error, 409: error },
-  },
-});
+/** Every named schema, for components/schemas. */
+function componentSchemas(): Record<string, object> {
+  const { schemas } = z.toJSONSchema(components, { ...baseOptions, uri: (id) => COMPONENTS + id });
+  return Object.fromEntries(Object.entries(schemas).map(([id, s]) => [id, strip(s)] as const));
+}
 
-export function openApiDocument(): object {
+/** One schema of a route: a reference when it is a named one, else inline (naming what it uses). */
+function routeSchema(schema: z.ZodType): Record<string, unknown> {
+  const id = components.get(schema)?.id;
+  if (id) return { $ref: COMPONENTS + id };
+  const one = z.registry<{ id: string }>();
+  one.add(schema, { id: 'route' });
+  const { schemas } = z.toJSONSchema(one, { ...baseOptions, metadata: components, uri: () => PLACEHOLDER });
+  return JSON.parse(JSON.stringify(strip(schemas.route)), (_k, v: unknown) =>
+    typeof v === 'string' && v.startsWith(PLACEHOLDER) ? COMPONENTS + v.slice(v.lastIndexOf('/') + 1) : v,
+  ) as Record<string, unknown>;
+}
+
+function responseObject(doc: ResponseDoc): Record<string, unknown> {
+  if (!doc.content) return { description: doc.description, type: 'null' };
   return {
-    openapi: '3.0.3',
-    info: { title: 'Sluice', version: '0.1.0', description: 'Gray releases for Envoy and proxyless gRPC fleets.' },
-    components: {
-      schemas: {
-        Service: schema(ServiceSchema),
-        RolloutSpec: schema(RolloutSpecSchema),
-        Rollout: { type: 'object', description: 'rollout state: phase, step, weights, history (see API.md)' },
-        Error: {
-          type: 'object',
-          properties: {
-            error: {
-              type: 'object',
-              properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'array', items: {} } },
-            },
-          },
+    description: doc.description,
+    content: Object.fromEntries(
+      Object.entries(doc.content).map(([type, m]) => [type, { schema: routeSchema(m.schema), ...(m.example === undefined ? {} : { example: m.example }) }]),
+    ),
+  };
+}
+
+interface RouteSchema {
+  body?: z.ZodType;
+  params?: z.ZodType;
+  querystring?: z.ZodType;
+  response?: Record<string, ResponseDoc>;
+  bodyExample?: unknown;
+  description?: string;
+  [key: string]: unknown;
+}
+
+function transformRoute({ schema, url, route }: { schema: unknown; url: string; route: { method: string | string[]; url: string } }) {
+  const s = (schema ?? {}) as RouteSchema;
+  const method = [route.method].flat()[0]!;
+  const access = ROUTE_ROLES[routeKey(method, route.url)] ?? 'viewer';
+  const isPublic = access === 'public';
+  const { body, params, querystring, response = {}, bodyExample, description, ...rest } = s;
+  const errs = commonErrors({ isPublic, changes: method !== 'GET', hasBody: !!body, validates: !!(params || querystring) });
+  const responses: Record<string, ResponseDoc> = { ...errs, ...response }; // a route's own description of a status wins
+  const out: Record<string, unknown> = {
+    ...rest,
+    description: [description, isPublic ? 'No token needed.' : `Needs the **${access}** role (a bearer token or a dashboard session).`].filter(Boolean).join('\n\n'),
+    security: isPublic ? [] : [{ bearer: [] }, { session: [] }],
+    response: Object.fromEntries(Object.entries(responses).map(([code, doc]) => [code, responseObject(doc)])),
+  };
+  if (params) out.params = routeSchema(params);
+  if (querystring) out.querystring = routeSchema(querystring);
+  if (body) {
+    out.body = { ...routeSchema(body), ...(bodyExample === undefined ? {} : { examples: [bodyExample] }) };
+    out.consumes = BODY_TYPES;
+  }
+  return { schema: out, url };
+}
+
+const DESCRIPTION = `Gray (canary) releases for Envoy fleets and proxyless gRPC clients.
+
+The users' reference, with examples, is docs/api.md in the Sluice repository; this document is
+generated from the schemas the server validates requests with. Requests that change something
+carry a body (\`{}\` when there is nothing to say) as application/json or application/yaml.
+Every error answer is an \`Error\`: \`{"error": {"code", "message", "details": [{"field", "message"}]}}\`.`;
+
+/** @fastify/swagger's options: register it before any route is added. */
+export function openApiOptions(version: string): SwaggerOptions {
+  return {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Sluice', version, description: DESCRIPTION, license: { name: 'Apache-2.0', identifier: 'Apache-2.0' } },
+      tags: [
+        { name: 'services', description: 'Services and their versions' },
+        { name: 'rollouts', description: 'Rollouts: create, follow, promote, pause, resume, roll back' },
+        { name: 'fleet', description: 'The xDS nodes and what each applied' },
+        { name: 'events', description: 'Live changes' },
+        { name: 'session', description: 'Dashboard sign-in' },
+        { name: 'operations', description: 'Health, readiness, status, metrics, this document, the dashboard' },
+      ],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'A token from --api-tokens (or --api-token).' },
+          session: { type: 'apiKey', in: 'cookie', name: 'sluice_session', description: 'The dashboard session cookie set by POST /v1/session.' },
         },
       },
-      // Which role each route needs: README "Securing Sluice" (src/api/roles.ts).
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: 'sluice_session' } },
     },
-    security: [{ bearer: [] }, { session: [] }],
-    paths: {
-      '/v1/services': { get: { summary: 'list services', responses: { 200: { description: 'services' } } } },
-      '/v1/services/{service}': {
-        parameters: [serviceParam],
-        get: { summary: 'read a service', responses: { 200: json(ref('Service')), 404: error } },
-        put: {
-          summary: 'create or replace a service',
-          requestBody: json(ref('Service')),
-          responses: { 200: { description: 'replaced' }, 201: { description: 'created' }, 400: error, 409: error },
-        },
-        delete: { summary: 'delete a service', responses: { 204: { description: 'deleted' }, 404: error, 409: error } },
-      },
-      '/v1/rollouts': {
-        get: { summary: 'list rollouts', responses: { 200: { description: 'rollouts' } } },
-        post: {
-          summary: 'start a rollout',
-          requestBody: json(ref('RolloutSpec')),
-          responses: { 201: json(ref('Rollout')), 400: error, 404: error, 409: error },
-        },
-      },
-      '/v1/rollouts/{service}': { get: { summary: 'read a rollout', parameters: [serviceParam], responses: { 200: json(ref('Rollout')), 404: error } } },
-      '/v1/rollouts/{service}/promote': action('leave the current pause, or {"full": true} to promote now', { type: 'object', properties: { full: { type: 'boolean' } } }),
-      '/v1/rollouts/{service}/pause': action('pause the schedule'),
-      '/v1/rollouts/{service}/resume': action('resume after a pause'),
-      '/v1/rollouts/{service}/rollback': {
-        post: {
-          ...action('100% to stable at once; ?wait=ack answers when every node has applied it').post,
-          parameters: [
-            serviceParam,
-            { name: 'wait', in: 'query', schema: { type: 'string', enum: ['ack'] } },
-            { name: 'timeout', in: 'query', schema: { type: 'string', example: '5s' } },
-          ],
-          requestBody: json({ type: 'object', properties: { reason: { type: 'string' } } }),
-        },
-      },
-      '/v1/fleet': { get: { summary: 'connected xDS nodes and what each holds', responses: { 200: { description: 'nodes' } } } },
-      '/v1/events': { get: { summary: 'rollout changes as server-sent events', responses: { 200: { description: 'text/event-stream' } } } },
-      '/v1/session': {
-        post: {
-          security: [],
-          summary: 'sign in with a token: sets the HttpOnly session cookie (for the dashboard)',
-          requestBody: json({ type: 'object', required: ['token'], properties: { token: { type: 'string' } } }),
-          responses: { 200: { description: 'name, role, expiresAt' }, 401: error },
-        },
-        get: { summary: 'who the caller is: name, role, via (token, session, open)', responses: { 200: { description: 'the caller' }, 401: error } },
-        delete: { security: [], summary: 'sign out: ends the session the cookie names', responses: { 204: { description: 'signed out' } } },
-      },
-      '/healthz': { get: { security: [], summary: 'process up', responses: { 200: { description: 'ok' } } } },
-      '/readyz': { get: { security: [], summary: 'store and xDS ready', responses: { 200: { description: 'ready' }, 503: { description: 'starting' } } } },
+    transform: transformRoute as never,
+    transformObject: (doc) => {
+      if (!('openapiObject' in doc)) throw new Error('Sluice documents OpenAPI 3 only');
+      return { ...doc.openapiObject, components: { ...doc.openapiObject.components, schemas: componentSchemas() } } as typeof doc.openapiObject;
     },
   };
 }
 
+/** GET /openapi.json: the document, built once at the first request (every route is in by then). */
 export function openApiRoutes() {
-  const doc = openApiDocument();
   return (app: FastifyInstance) => {
-    app.get('/openapi.json', async () => doc);
+    let doc: unknown;
+    app.get(
+      '/openapi.json',
+      {
+        schema: {
+          operationId: 'getOpenApi',
+          summary: 'This document',
+          tags: ['operations'],
+          response: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: z.looseObject({ openapi: z.string() }) } } } },
+        },
+      },
+      async () => (doc ??= app.swagger()),
+    );
   };
 }

@@ -16,6 +16,7 @@ export function allows(have: Role, need: Role): boolean {
 /** "METHOD /path" (Fastify's pattern) → the role it needs. HEAD goes with GET. */
 export const ROUTE_ROLES: Readonly<Record<string, Access>> = {
   'GET /': 'public', // the dashboard page: no data, it signs in and then reads the API
+  'GET /assets/:file': 'public', // the page's scripts and styles (uPlot, vendored)
   'GET /healthz': 'public',
   'GET /readyz': 'public',
   'GET /openapi.json': 'public',
@@ -37,6 +38,7 @@ export const ROUTE_ROLES: Readonly<Record<string, Access>> = {
   'POST /v1/rollouts/:service/resume': 'operator',
   'POST /v1/rollouts/:service/rollback': 'operator',
   'GET /v1/fleet': 'viewer',
+  'GET /v1/fleet/summary': 'viewer',
   'GET /v1/status': 'viewer',
   'GET /v1/events': 'viewer',
 };

@@ -5,11 +5,12 @@ import type { FastifyInstance } from 'fastify';
 import type { ReplicaStatus } from '../replica/replication.js';
 import type { QuarantineEntry } from '../store/store.js';
 import type { StateWriter } from '../state/writer.js';
+import { statusDoc } from './operations-docs.js';
 import type { PublishProblems } from './services-routes.js';
 
 export function statusRoutes(writer: StateWriter, problems: PublishProblems, quarantined: () => Promise<QuarantineEntry[]>, replicas?: () => ReplicaStatus) {
   return (app: FastifyInstance) => {
-    app.get('/v1/status', async () => ({
+    app.get('/v1/status', { schema: statusDoc }, async () => ({
       persistence: writer.persistence(),
       ...(replicas ? { replicas: replicas() } : {}),
       quarantined: await quarantined(),

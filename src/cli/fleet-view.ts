@@ -1,33 +1,8 @@
 // `sluice fleet`: per node, where each xDS type stands (like `istioctl proxy-status`).
 import type { NodeStatus } from '../xds/server.js';
+import { syncState, typeStatus, XDS_TYPES } from '../api/fleet-sync.js';
+import type { SyncState, XdsShort } from '../api/fleet-sync.js';
 import { age, table } from './output.js';
-
-export const XDS_TYPES = [
-  ['LDS', 'envoy.config.listener.v3.Listener'],
-  ['RDS', 'envoy.config.route.v3.RouteConfiguration'],
-  ['CDS', 'envoy.config.cluster.v3.Cluster'],
-  ['EDS', 'envoy.config.endpoint.v3.ClusterLoadAssignment'],
-] as const;
-export type XdsShort = (typeof XDS_TYPES)[number][0];
-
-/** SYNCED: the last version sent is ACKed. STALE: sent, not ACKed yet. NACKED: the last version
- *  sent was rejected. NOT SENT: subscribed, nothing sent yet. "-": not subscribed. */
-export type SyncState = 'SYNCED' | 'STALE' | 'NACKED' | 'NOT SENT' | '-';
-
-type TypeStatus = NodeStatus['types'][string];
-
-export function typeStatus(node: NodeStatus, short: XdsShort): TypeStatus | undefined {
-  const name = XDS_TYPES.find(([s]) => s === short)![1];
-  return Object.entries(node.types).find(([url]) => url.endsWith(`/${name}`))?.[1];
-}
-
-export function syncState(t: TypeStatus | undefined): SyncState {
-  if (!t) return '-';
-  if (!t.sentVersion) return 'NOT SENT';
-  if (t.ackedVersion === t.sentVersion) return 'SYNCED';
-  if (t.lastNack && t.lastNack.version === t.sentVersion) return 'NACKED';
-  return 'STALE';
-}
 
 /** The NACKs a node holds now (a rejected version that is still the one sent). */
 export function nacks(node: NodeStatus): string[] {

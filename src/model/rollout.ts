@@ -83,7 +83,7 @@ export const HeaderRouteSchema = z.strictObject({
 });
 export type HeaderRoute = z.output<typeof HeaderRouteSchema>;
 
-// Analysis: measurements of the canary taken every `interval` (API.md "Analysis", docs/analysis.md).
+// Analysis: measurements of the canary taken every `interval` (docs/api.md "Analysis", docs/analysis.md).
 export type AnalysisMetric = { name: string } & OneOf<{
   successRate: { min: number };
   latencyP99: { maxMs: number };

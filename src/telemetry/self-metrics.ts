@@ -1,8 +1,11 @@
 // Sluice's own metrics for GET /metrics (Prometheus text format): the fleet as the xDS server
 // sees it, how fast pushes are acknowledged, and each rollout's phase, weight and last analysis.
+// Prometheus naming: base units (seconds, ratios 0-1), one metric per meaning, and the standard
+// process metrics under their standard names (process_*, nodejs_*) so stock dashboards work.
+// Labels are bounded by what was declared (services, their versions, analysis metric names).
 // One registry per Sluice, so several instances in one process (tests) do not collide.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RolloutState } from '../model/rollout.js';
+import type { AnalysisMetric, AnalysisSpec, RolloutState } from '../model/rollout.js';
 import { kindOfGroup } from '../reconcile/node-groups.js';
 import type { ResourceCache } from '../xds/cache.js';
 import type { XdsServer } from '../xds/server.js';
@@ -23,12 +26,38 @@ export interface SelfMetricsOptions {
 }
 
 const PHASES = ['Progressing', 'Paused', 'Promoted', 'RolledBack'] as const;
+
+type MetricKind = Exclude<keyof AnalysisMetric, 'name'>;
+/** Kind of analysis metric → its gauge, help, and the factor from measured value to base unit. */
+const ANALYSIS_GAUGES: readonly (readonly [MetricKind, string, string, number])[] = [
+  ['successRate', 'sluice_analysis_success_ratio', "Last measured success ratio (0-1) of the canary, by analysis metric", 1],
+  ['successRateDrop', 'sluice_analysis_success_ratio_drop', "Last measured drop of the canary's success ratio below stable's (0-1), by analysis metric", 1],
+  ['latencyP99', 'sluice_analysis_latency_p99_seconds', "Last measured p99 latency of the canary in seconds, by analysis metric", 1 / 1000],
+  ['latencyRise', 'sluice_analysis_latency_p99_rise_seconds', "Last measured rise of the canary's p99 latency over stable's in seconds, by analysis metric", 1 / 1000],
+  ['prometheus', 'sluice_analysis_query_value', 'Last value of a Prometheus analysis query, by analysis metric', 1],
+];
+
+/** The newest value of each metric of a rollout's analysis, with the kind its spec gives it. */
+function lastValues(r: RolloutState): { metric: string; kind: MetricKind; value: number }[] {
+  const specOf = (run: string): AnalysisSpec | undefined => (run === 'background' ? r.spec.analysis : r.spec.steps[Number(run.slice('step '.length))]?.analysis);
+  const last = new Map<string, { metric: string; kind: MetricKind; value: number }>();
+  for (const m of r.analysis?.measurements ?? []) {
+    // Measurements are in time order: later ones replace earlier ones.
+    const metrics = specOf(m.run)?.metrics ?? [];
+    for (const x of m.metrics) {
+      const spec = metrics.find((s) => s.name === x.name);
+      const kind = spec && (Object.keys(spec).find((k) => k !== 'name') as MetricKind | undefined);
+      if (x.value !== null && kind) last.set(x.name, { metric: x.name, kind, value: x.value });
+    }
+  }
+  return [...last.values()];
+}
 const typeName = (typeUrl: string) => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
 
 export function selfMetrics(opts: SelfMetricsOptions): Registry {
   const registry = new Registry();
   const registers = [registry];
-  collectDefaultMetrics({ register: registry, prefix: 'sluice_' });
+  collectDefaultMetrics({ register: registry });
 
   new Gauge({
     name: 'sluice_xds_connected_nodes',
@@ -137,30 +166,29 @@ export function selfMetrics(opts: SelfMetricsOptions): Registry {
     },
   });
   new Gauge({
-    name: 'sluice_rollout_canary_weight',
-    help: 'Percent of traffic routed to the canary',
+    name: 'sluice_rollout_canary_weight_ratio',
+    help: 'Share of traffic routed to the canary (0-1)',
     labelNames: ['service', 'canary'],
     registers,
     collect() {
       this.reset();
-      for (const r of opts.rollouts()) this.set({ service: r.service, canary: r.canary }, r.canaryWeight);
+      for (const r of opts.rollouts()) this.set({ service: r.service, canary: r.canary }, r.canaryWeight / 100);
     },
   });
-  new Gauge({
-    name: 'sluice_analysis_value',
-    help: 'Last measured value of each analysis metric (ratio, ms, or the query value)',
-    labelNames: ['service', 'metric'],
-    registers,
-    collect() {
-      this.reset();
-      for (const r of opts.rollouts()) {
-        // The newest value per metric name: measurements are in time order.
-        const last = new Map<string, number>();
-        for (const m of r.analysis?.measurements ?? []) for (const x of m.metrics) if (x.value !== null) last.set(x.name, x.value);
-        for (const [metric, v] of last) this.set({ service: r.service, metric }, v);
-      }
-    },
-  });
+  // The last measured value of each analysis metric, one gauge per kind of value.
+  for (const [kind, name, help, scale] of ANALYSIS_GAUGES) {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['service', 'metric'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of opts.rollouts())
+          for (const v of lastValues(r)) if (v.kind === kind) this.set({ service: r.service, metric: v.metric }, v.value * scale);
+      },
+    });
+  }
   new Gauge({
     name: 'sluice_analysis_measurements',
     help: 'Measurements of the analysis runs in progress, by result',

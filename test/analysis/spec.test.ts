@@ -25,7 +25,7 @@ function issues(change: (spec: any) => void): { path: (string | number)[]; messa
 }
 
 describe('analysis in the rollout spec', () => {
-  it('accepts the API.md example as background analysis and as a step, and keeps it as written', () => {
+  it('accepts the docs/api.md example as background analysis and as a step, and keeps it as written', () => {
     expect(RolloutSpecSchema.parse(valid)).toEqual(valid);
     expect(RolloutSpecSchema.parse({ ...valid, analysis: { interval: '1s', metrics: [{ name: 'a', successRate: { min: 1 } }] } }).analysis).toEqual({
       interval: '1s',

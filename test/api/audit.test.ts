@@ -170,6 +170,24 @@ describe('audit log file', () => {
     expect(fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l).path)).toEqual(['/first', '/second', '/third']);
   });
 
+  it('keeps writing after several refused writes were retried (one retry at a time, never an idle flush)', async () => {
+    const file = path.join(tempDir('sluice-audit-'), 'audit.log');
+    const audit = await AuditLog.open(file, pino({ level: 'silent' }));
+    fs.rmSync(file);
+    fs.mkdirSync(file);
+    audit.write(entry('/a')); // refused: a retry is due in a second
+    await new Promise((r) => setTimeout(r, 50));
+    audit.write(entry('/b')); // refused again while that retry waits
+    await new Promise((r) => setTimeout(r, 50));
+    fs.rmdirSync(file);
+    await eventually(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes('/b'), 5000);
+    await new Promise((r) => setTimeout(r, 1500)); // any other retry has fired by now, with nothing to write
+    audit.write(entry('/c'));
+    await eventually(() => fs.readFileSync(file, 'utf8').includes('/c'), 3000);
+    await audit.close();
+    expect(fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l).path)).toEqual(['/a', '/b', '/c']);
+  });
+
   it('refuses to start when the file cannot be written', async () => {
     const dir = tempDir('sluice-audit-');
     fs.mkdirSync(path.join(dir, 'audit.log'));

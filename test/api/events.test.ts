@@ -66,5 +66,5 @@ describe('server-sent events', () => {
     expect(first).toContain('event: rollout');
     for (const s of stalled) s.destroy();
     await eventually(() => true);
-  });
+  }, 90_000); // 2,000 stored (fsynced) changes: 10 s on an idle machine, near 30 s on a loaded one
 });

@@ -178,7 +178,8 @@ describe('the dashboard page', () => {
       const page = await call(sluice.httpPort, 'GET', '/');
       expect(page.status).toBe(200);
       const html = page.body as string;
-      const script = html.slice(html.indexOf('<script>') + '<script>'.length, html.indexOf('</script>'));
+      expect(html).not.toMatch(/token-|Bearer/);
+      const script = (await call(sluice.httpPort, 'GET', '/assets/dashboard.js')).body as string;
       expect(() => new vm.Script(script)).not.toThrow();
       expect(script).toContain("fetch('/v1/session', { method: 'POST'");
       expect(script).not.toMatch(/authorization|localStorage\.(get|set)Item/i);

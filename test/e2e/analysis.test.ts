@@ -182,7 +182,7 @@ describe('analysis with grpc-js-xds clients reporting load', () => {
     expect(text).toMatch(/^sluice_telemetry_reports_total\{source="lrs"\} [1-9]\d*$/m);
     expect(text).toMatch(/^sluice_telemetry_clusters 2$/m);
     expect(text).toMatch(/^sluice_rollout_phase\{service="echo",phase="Promoted"\} 1$/m);
-    expect(text).toMatch(/^sluice_analysis_value\{service="echo",metric="success"\} 1$/m);
+    expect(text).toMatch(/^sluice_analysis_success_ratio\{service="echo",metric="success"\} 1$/m);
   });
 });
 
