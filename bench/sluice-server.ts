@@ -119,14 +119,18 @@ if (mode === 'app') {
 // synchronously), on the clock the orchestrator uses: what comes before the loop (REST, store,
 // translation) and the loop itself are told apart.
 const marks: { group: string; start: number; end: number; changed: number }[] = [];
-const cacheSet = xds.cache.set.bind(xds.cache);
-xds.cache.set = (group, byType) => {
-  const start = nowMs();
-  const changed = cacheSet(group, byType);
-  if (changed.size > 0) marks.push({ group, start, end: nowMs(), changed: changed.size });
-  if (marks.length > 1000) marks.splice(0, marks.length - 1000);
-  return changed;
-};
+function marked<A extends unknown[]>(fn: (group: string, ...rest: A) => ReadonlySet<string>): (group: string, ...rest: A) => ReadonlySet<string> {
+  return (group, ...rest) => {
+    const start = nowMs();
+    const changed = fn(group, ...rest);
+    if (changed.size > 0) marks.push({ group, start, end: nowMs(), changed: changed.size });
+    if (marks.length > 1000) marks.splice(0, marks.length - 1000);
+    return changed;
+  };
+}
+// The reconciler patches the cache; set is kept for anything that replaces a group whole.
+xds.cache.set = marked(xds.cache.set.bind(xds.cache));
+xds.cache.patch = marked(xds.cache.patch.bind(xds.cache));
 
 serveIpc({
   ports: () => ({ xdsPort, httpPort }),
