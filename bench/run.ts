@@ -20,6 +20,7 @@ const HELP = `usage: npm run bench -- [options]
   --resubscribe MODE  how simulated gRPC nodes follow a route whose clusters change: grpc-js (as
                       @grpc/grpc-js-xds does, the default) or batch
   --first-byte-services LIST  services declared for first-byte (default 1000,10000)
+  --envoy-routes MODE Sluice's --envoy-routes: single (default) or scoped
   --quick             1 repetition, 1 storm, churn 10 s (use while iterating)
   --reps K            rollback repetitions per size and server (default 9; the median run is shown)
   --workers W         load-generator processes (default 2)
@@ -43,6 +44,7 @@ const { values: opt } = parseArgs({
     n: { type: 'string', default: '1000,5000,10000' },
     scenarios: { type: 'string', default: 'rollback,step,memory,storm,churn,slow,micro,delta-names,abuse,crosscheck,first-byte,bytes' },
     resubscribe: { type: 'string', default: 'grpc-js' },
+    'envoy-routes': { type: 'string', default: 'single' },
     'first-byte-services': { type: 'string', default: '1000,10000' },
     quick: { type: 'boolean', default: false },
     reps: { type: 'string' },
@@ -131,7 +133,7 @@ async function startServer(kind: Kind, opts: { dataDir?: string; mode?: 'app' | 
   if (kind === 'floor') child = Child.start('floor', 'floor-server.js', [String(serviceCount)], execArgv);
   else {
     dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
-    child = Child.start('sluice', 'sluice-server.js', [opts.mode ?? 'app', dataDir, opt['log-level'], String(serviceCount)], execArgv);
+    child = Child.start('sluice', 'sluice-server.js', [opts.mode ?? 'app', dataDir, opt['log-level'], String(serviceCount), opt['envoy-routes']], execArgv);
   }
   const ports = await new Promise<{ xdsPort: number; httpPort: number }>((resolve, reject) => {
     child.on('ready', resolve);

@@ -1,9 +1,10 @@
 // Desired state in, cache contents out. Takes each new snapshot of the desired state, has the
 // services that changed translated for every kind of client, and patches the cache groups: each
 // kind's own group (every service) and the scoped groups nodes use (a kind narrowed to some
-// services). A publish costs work in what changed, not in how many services there are (a kind's
-// shared resources aside: Envoy's single route configuration is rebuilt whenever a service's
-// part of it changes). Bursts are coalesced; an urgent change (a rollback) is published at once.
+// services), one group per turn of the event loop. A publish costs work in what changed, not in
+// how many services there are (a kind's shared resources aside: Envoy's single route
+// configuration is rebuilt whenever a service's part of it changes). Bursts are coalesced; an
+// urgent change (a rollback) is published at once.
 // One service that cannot be translated, or whose resources clash with another's, keeps its last
 // good resources (or is left out) and is reported; it never stops the others from publishing.
 import type { Logger } from 'pino';
@@ -64,6 +65,11 @@ export class Reconciler {
   private readonly groupStates = new Map<string, GroupState>();
   /** Groups with nodes (besides the kinds' own groups, which are always published). */
   private readonly active = new Set<string>();
+  /** Groups still to bring up to date, with the services whose parts changed for them, and the
+   *  revision they are brought to. */
+  private readonly pending = new Map<string, Set<string>>();
+  private pendingRevision = 0;
+  private flushing?: NodeJS.Immediate;
   private readonly debounceMs: number;
 
   constructor(private readonly opts: ReconcilerOptions) {
@@ -132,13 +138,39 @@ export class Reconciler {
         }
       }
       if (gone.length > 0 || this.sortedNames.length !== state.services.size) this.sortedNames = [...state.services.keys()].sort();
-      // The kinds' order: proxyless gRPC first, whose groups cost work in the change only, so a
-      // rollback reaches them before Envoy's single route configuration is rebuilt.
-      for (const group of this.groupsToPublish()) this.publishGroup(group, partsChanged);
+      for (const group of this.groupsToPublish()) {
+        const set = this.pending.get(group);
+        if (set) for (const name of partsChanged) set.add(name);
+        else this.pending.set(group, new Set(partsChanged));
+      }
     }
-    this.publishedRevision = state.revision;
-    const ready = this.waiters.filter((w) => w.revision <= state.revision);
-    this.waiters = this.waiters.filter((w) => w.revision > state.revision);
+    this.pendingRevision = state.revision;
+    this.flush();
+  }
+
+  /**
+   * Brings the next group up to date, in the kinds' order (proxyless gRPC first), and the others
+   * one per turn of the event loop: what a group's streams were written reaches the wire before
+   * the next group's work starts (Envoy's single route configuration costs work in every
+   * service). `whenPublished` resolves once every group is done.
+   */
+  private flush(): void {
+    const group = this.groupsToPublish().find((g) => this.pending.has(g)) ?? this.pending.keys().next().value;
+    if (group !== undefined) {
+      const changed = this.pending.get(group)!;
+      this.pending.delete(group);
+      this.publishGroup(group, changed);
+    }
+    if (this.pending.size > 0) {
+      this.flushing ??= setImmediate(() => {
+        this.flushing = undefined;
+        this.flush();
+      });
+      return;
+    }
+    this.publishedRevision = this.pendingRevision;
+    const ready = this.waiters.filter((w) => w.revision <= this.publishedRevision);
+    this.waiters = this.waiters.filter((w) => w.revision > this.publishedRevision);
     for (const w of ready) w.resolve();
   }
 
@@ -151,6 +183,7 @@ export class Reconciler {
   /** A group's last node left: nothing keeps its configuration. */
   deactivate(group: string): void {
     if (!this.active.delete(group) || this.opts.groups.spec(group)?.services === '*') return;
+    this.pending.delete(group);
     this.opts.cache.drop(group);
     this.groupStates.delete(group);
     this.opts.groups.forget(group);
@@ -278,6 +311,8 @@ export class Reconciler {
   close(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.flushing) clearImmediate(this.flushing);
+    this.flushing = undefined;
     for (const w of this.waiters.splice(0)) w.resolve();
   }
 }
