@@ -10,7 +10,7 @@ import type { NamedService } from '../src/model/service.js';
 import { clusterName } from '../src/model/service.js';
 import { NodeGroups, SERVICES_METADATA_KEY } from '../src/reconcile/node-groups.js';
 import { Reconciler } from '../src/reconcile/reconciler.js';
-import { createRollout } from '../src/rollout/machine.js';
+import { createRollout, transition } from '../src/rollout/machine.js';
 import type { DesiredState } from '../src/state/desired-state.js';
 import { EnvoyKind } from '../src/translate/envoy.js';
 import { ScopedEnvoyKind } from '../src/translate/envoy-scoped.js';
@@ -128,7 +128,14 @@ async function world(n: number, envoyRoutes: 'single' | 'scoped') {
     await publish([service]);
     return Object.fromEntries(nodes.map((x, i) => [x.name, x.call.bytes - before[i]!]));
   };
-  return { change, target, other: serviceName(5), close: () => reconciler.close() };
+  /** Bytes each node is sent for the rollback of `service`'s rollout. */
+  const rollback = async (service: string): Promise<Record<string, number>> => {
+    const before = nodes.map((x) => x.call.bytes);
+    rollouts.set(service, transition(rollouts.get(service)!, { type: 'rollback' }, new Date(1), 'bench').state);
+    await publish([service]);
+    return Object.fromEntries(nodes.map((x, i) => [x.name, x.call.bytes - before[i]!]));
+  };
+  return { change, rollback, target, other: serviceName(5), close: () => reconciler.close() };
 }
 
 const rows: { services: number; routes: string; change: string; bytes: Record<string, number> }[] = [];
@@ -137,6 +144,7 @@ for (const n of SIZES)
     const w = await world(n, routes);
     rows.push({ services: n, routes, change: `weight step of ${w.target}`, bytes: await w.change(w.target) });
     rows.push({ services: n, routes, change: `weight step of ${w.other} (not in the scope)`, bytes: await w.change(w.other) });
+    rows.push({ services: n, routes, change: `rollback of ${w.target}`, bytes: await w.rollback(w.target) });
     w.close();
   }
 console.log(`BENCH ${JSON.stringify({ scenario: 'bytes', rows })}`);

@@ -872,6 +872,50 @@ async function main(): Promise<void> {
     }
   }
 
+  if (scenarios.has('crosscheck')) {
+    note('crosscheck: 20 real grpc-js-xds clients and 20 simulated nodes per generator mode follow the same changes');
+    const out = execFileSync(process.execPath, [fileURLToPath(new URL('./crosscheck.js', import.meta.url)), '20'], { encoding: 'utf8' });
+    const line = out.split('\n').find((l) => l.startsWith('BENCH '));
+    if (line) {
+      const m = JSON.parse(line.slice('BENCH '.length)) as { clients: number; types: string; allMatch: boolean; rows: { phase: string; groups: Record<string, { counts: string; nodes: number; of: number }>; match: boolean }[] };
+      emit(m);
+      const cell = (g: { counts: string; nodes: number; of: number }) => `${g.counts}${g.nodes === g.of ? '' : ` (${g.nodes} of ${g.of})`}`;
+      goal('1 generator grpc-js mode ≠ real grpc-js-xds clients (phases that differ)', m.rows.filter((r) => !r.match).length, 0, `${m.clients} clients each`);
+      human.push(
+        `(j) crosscheck: requests per node and type (${m.types}) each change caused, counted by the server; ${m.clients} real @grpc/grpc-js-xds clients against ${m.clients} simulated nodes per generator mode\n` +
+          table(
+            ['change', 'real grpc-js-xds', 'generator grpc-js', 'generator batch', 'same'],
+            m.rows.map((r) => [r.phase, cell(r.groups.real!), cell(r.groups['gen-grpc-js']!), cell(r.groups['gen-batch']!), r.match ? 'yes' : 'NO']),
+          ),
+      );
+    }
+  }
+
+  if (scenarios.has('bytes')) {
+    note('bytes: what one change sends each kind of node, in-process, at 1,000 and 10,000 services');
+    const sizes = opt['first-byte-services'];
+    const out = execFileSync(process.execPath, ['--max-old-space-size=8192', fileURLToPath(new URL('./bytes.js', import.meta.url)), sizes], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const line = out.split('\n').find((l) => l.startsWith('BENCH '));
+    if (line) {
+      const m = JSON.parse(line.slice('BENCH '.length)) as { rows: { services: number; routes: string; change: string; bytes: Record<string, number> }[] };
+      emit(m);
+      const kinds = Object.keys(m.rows[0]?.bytes ?? {});
+      const ns = [...new Set(m.rows.map((r) => r.services))];
+      const [small, large] = [Math.min(...ns), Math.max(...ns)];
+      const pick = (n: number, routes: string, inScope: boolean, kind: string) =>
+        m.rows.find((r) => r.services === n && r.routes === routes && r.change.includes('not in the scope') !== inScope)?.bytes[kind] ?? NaN;
+      const delta = kinds.find((k) => k.startsWith('Envoy delta (every'))!;
+      const scopedNode = kinds.find((k) => k.includes('scoped to'))!;
+      goal(`4 Envoy delta, scoped routes: bytes per one-service change at ${large} ÷ at ${small} services`, round(pick(large, 'scoped', true, delta) / pick(small, 'scoped', true, delta), 2), 1.1,
+        `${pick(large, 'scoped', true, delta)} B vs ${pick(small, 'scoped', true, delta)} B (single route configuration: ${pick(large, 'single', true, delta)} B)`);
+      goal(`3 scoped node (sluice.services): bytes for a change outside its scope at ${large} services`, pick(large, 'single', false, scopedNode), 0, `in scope: ${pick(large, 'single', true, scopedNode)} B`);
+      human.push(
+        '(k) bytes per change: what one weight step of one service sends each node (all pushes it causes), in-process with the real reconciler and XdsServer\n' +
+          table(['services', 'Envoy routes', 'change', ...kinds], m.rows.map((r) => [r.services, r.routes, r.change, ...kinds.map((k) => r.bytes[k]!)])),
+      );
+    }
+  }
+
   if (scenarios.has('abuse')) {
     note('abuse: REST latency while xDS clients keep hitting the input limits');
     const out = execFileSync(process.execPath, [fileURLToPath(new URL('./abuse.js', import.meta.url)), opt.quick ? '5' : '15', '50'], { encoding: 'utf8' });
