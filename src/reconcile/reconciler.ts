@@ -3,8 +3,9 @@
 // kind's own group (every service) and the scoped groups nodes use (a kind narrowed to some
 // services), one group per turn of the event loop. A publish costs work in what changed, not in
 // how many services there are (a kind's shared resources aside: Envoy's single route
-// configuration is rebuilt whenever a service's part of it changes). Bursts are coalesced; an
-// urgent change (a rollback) is published at once.
+// configuration is rebuilt whenever a service's part of it changes). A change is published at
+// once, and the rest of a burst coalesced into one publish after it; an urgent change (a
+// rollback) is always published at once.
 // One service that cannot be translated, or whose resources clash with another's, keeps its last
 // good resources (or is left out) and is reported; it never stops the others from publishing.
 import type { Logger } from 'pino';
@@ -51,7 +52,10 @@ export class Reconciler {
   /** The state last published, and the services changed since (null: look at every service). */
   private publishedState?: DesiredState;
   private dirty: Set<string> | null = null;
-  private timer?: NodeJS.Timeout;
+  /** Open for debounceMs after each publish: changes that arrive meanwhile are coalesced into
+   *  one publish when it closes (`trailing`). */
+  private window?: NodeJS.Timeout;
+  private trailing = false;
   private publishedRevision = 0;
   private waiters: { revision: number; resolve: () => void }[] = [];
   /** Services that could not be published as declared, and why. */
@@ -77,12 +81,16 @@ export class Reconciler {
     for (const kind of opts.translator.kinds) this.kinds.set(kind.name, { kind, parts: new Map(), owners: new Map() });
   }
 
-  /** A new desired state: published soon (coalescing bursts), or now when urgent. */
+  /**
+   * A new desired state: published now when urgent, or when nothing was published in the last
+   * debounceMs (a lone change, such as a promote, waits for nothing); otherwise coalesced with the
+   * others of the burst into one publish when the window closes.
+   */
   apply(change: StateChange): void {
     this.latest = change.state;
     if (this.dirty) for (const name of change.services) this.dirty.add(name);
-    if (change.urgent) this.publishNow();
-    else this.timer ??= setTimeout(() => this.publishNow(), this.debounceMs);
+    if (change.urgent || !this.window) this.publishNow();
+    else this.trailing = true;
   }
 
   /** Resolves once the cache holds a state at least as new as `revision`. */
@@ -114,10 +122,9 @@ export class Reconciler {
   }
 
   publishNow(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
     const state = this.latest;
     if (!state) return;
+    this.openWindow();
     const first = !this.publishedState;
     const changed = this.changedServices(state);
     this.publishedState = state;
@@ -146,6 +153,16 @@ export class Reconciler {
     }
     this.pendingRevision = state.revision;
     this.flush();
+  }
+
+  private openWindow(): void {
+    this.trailing = false;
+    if (this.window) clearTimeout(this.window);
+    this.window = setTimeout(() => {
+      this.window = undefined;
+      if (this.trailing) this.publishNow();
+    }, this.debounceMs);
+    this.window.unref();
   }
 
   /**
@@ -309,8 +326,9 @@ export class Reconciler {
   }
 
   close(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    if (this.window) clearTimeout(this.window);
+    this.window = undefined;
+    this.trailing = false;
     if (this.flushing) clearImmediate(this.flushing);
     this.flushing = undefined;
     for (const w of this.waiters.splice(0)) w.resolve();
