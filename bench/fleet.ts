@@ -6,6 +6,8 @@ export const SERVICE_PREFIX = 'svc-';
 /** The service every node of the fan-out scenarios calls, and whose rollout is rolled back. */
 export const ROLLBACK_SERVICE = `${SERVICE_PREFIX}0`;
 export const CANARY_WEIGHT = 10;
+/** The weight the weight-step scenario promotes to (from CANARY_WEIGHT). */
+export const STEP_WEIGHT = 20;
 
 export function serviceName(i: number): string {
   return `${SERVICE_PREFIX}${i}`;
@@ -18,7 +20,8 @@ export function serviceSpec(i: number): Service {
   return { versions: { v1: { endpoints: endpoints(1) }, v2: { endpoints: endpoints(2) } }, stable: 'v1' };
 }
 
-/** The rollout the rollback scenario starts (and then rolls back): one weight step, then a pause. */
+/** The rollout the rollback and weight-step scenarios start (and then roll back): a weight, a
+ *  pause, the next weight (reached by `promote`), a pause. */
 export function rolloutSpec(service: string) {
-  return { service, canary: 'v2', steps: [{ setWeight: CANARY_WEIGHT }, { pause: {} }] };
+  return { service, canary: 'v2', steps: [{ setWeight: CANARY_WEIGHT }, { pause: {} }, { setWeight: STEP_WEIGHT }, { pause: {} }] };
 }

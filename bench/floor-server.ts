@@ -15,7 +15,7 @@ import { stableRouting } from '../src/translate/routing.js';
 import type { Routing } from '../src/translate/routing.js';
 import { DEFAULT_ENVOY_LISTENER } from '../src/translate/listeners.js';
 import { FieldWriter, parseRequestHead } from './wire.js';
-import { CANARY_WEIGHT, ROLLBACK_SERVICE, serviceName, serviceSpec } from './fleet.js';
+import { CANARY_WEIGHT, ROLLBACK_SERVICE, STEP_WEIGHT, serviceName, serviceSpec } from './fleet.js';
 import { nowMs, serveIpc } from './ipc.js';
 import { cpuSnapshot, measureMemory, profileStart, profileStop } from './child.js';
 
@@ -25,9 +25,12 @@ type Group = (typeof GROUPS)[number];
 
 const named: NamedService[] = Array.from({ length: services }, (_, i) => ({ name: serviceName(i), ...serviceSpec(i) }));
 
+/** Sluice's routing of each service: the canary of the rollback service at a weight, or (0)
+ *  rolled back, which keeps the canary in gRPC routes at weight 0 (routing-of.ts). */
 function routings(canaryWeight: number): Routing[] {
   return named.map((s) => {
-    if (s.name !== ROLLBACK_SERVICE || canaryWeight === 0) return stableRouting(s);
+    if (s.name !== ROLLBACK_SERVICE) return stableRouting(s);
+    if (canaryWeight === 0) return { ...stableRouting(s), held: ['v2'] };
     return { service: s, split: [{ version: 'v2', weight: canaryWeight }, { version: 'v1', weight: 100 - canaryWeight }], headerRoutes: [] };
   });
 }
@@ -46,14 +49,14 @@ function translate(canaryWeight: number): Map<Group, Record<string, Resource[]>>
   ]);
 }
 
+/** Switches to the state at a canary weight, translating it the first time (before a timed push). */
 function select(canaryWeight: number): void {
+  if (!states.has(canaryWeight)) {
+    states.set(canaryWeight, translate(canaryWeight));
+    bodiesByState.set(canaryWeight, new Map());
+  }
   resources = states.get(canaryWeight)!;
   bodies = bodiesByState.get(canaryWeight)!;
-}
-
-for (const w of [0, CANARY_WEIGHT]) {
-  states.set(w, translate(w));
-  bodiesByState.set(w, new Map());
 }
 
 /** The pre-encoded response for a group, type and subscription (memoized). */
@@ -144,9 +147,9 @@ function push(canaryWeight: number): number {
   return n;
 }
 
-select(0);
-// Pre-encode the route responses of both states for the subscription every bench node has.
-for (const w of [CANARY_WEIGHT, 0]) {
+// Pre-encode the route responses of the states the bench pushes for the subscription every
+// bench node has (the weight step goes from CANARY_WEIGHT to STEP_WEIGHT).
+for (const w of [CANARY_WEIGHT, STEP_WEIGHT, 0]) {
   select(w);
   body('grpc', TypeUrl.RouteConfiguration, ROLLBACK_SERVICE);
   body('envoy', TypeUrl.RouteConfiguration, DEFAULT_ENVOY_LISTENER.name);

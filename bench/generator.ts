@@ -3,6 +3,15 @@
 // (listener → route → clusters → endpoints); an Envoy-like node asks for listeners and clusters
 // by wildcard. Every response is ACKed. After the initial sync a response costs a hand parse
 // of version/type/nonce; resources are decoded only for a version this process has not seen.
+//
+// How a gRPC-like node follows a route whose clusters change (`resubscribe`):
+//   grpc-js (default) — as @grpc/grpc-js-xds 1.14 does (XdsDependencyManager + XdsClient): the
+//     ACK first, then one request per watch started or cancelled, each carrying the whole name
+//     list of its type: for a cluster the route no longer names, an EDS request without its
+//     endpoints and a CDS request without it; for a new cluster, a CDS request; once a new
+//     cluster arrives, an EDS request for its endpoints. A cluster listed at weight 0 is kept.
+//   batch — one CDS request with the route's clusters, then one EDS request when the clusters
+//     arrive (the generator before this mode existed).
 import http2 from 'node:http2';
 import { emitEvent, nowMs, serveIpc } from './ipc.js';
 import { FieldWriter, GrpcDeframer, RequestField, parseResponseHead } from './wire.js';
@@ -25,6 +34,8 @@ export interface StreamSpec {
   targets: string[];
   /** Own HTTP/2 session with default (64 KiB) flow-control windows: the slow consumer. */
   solo?: boolean;
+  /** How a gRPC-like node follows a change of its route's clusters (see the top of this file). */
+  resubscribe?: 'grpc-js' | 'batch';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -65,6 +76,22 @@ function edsNamesOfCluster(c: Obj): string[] {
   return c.type === 'EDS' || c.type === 3 || c.eds_cluster_config ? [c.eds_cluster_config?.service_name || c.name] : [];
 }
 
+/** Cluster name → EDS service name, for the clusters of a CDS response (decoded once per version). */
+const edsByClusterCache = new Map<string, Map<string, string>>();
+function edsByCluster(version: string, msg: Buffer): Map<string, string> {
+  let out = edsByClusterCache.get(version);
+  if (out) return out;
+  decodes++;
+  const resp = DiscoveryResponse.decode(msg) as unknown as { resources: { type_url: string; value: Uint8Array }[] };
+  out = new Map();
+  for (const any of resp.resources) {
+    const c = unpackAny(any);
+    for (const eds of edsNamesOfCluster(c)) out.set(c.name as string, eds);
+  }
+  edsByClusterCache.set(version, out);
+  return out;
+}
+
 /** Names of the next type in the chain that a response refers to (sorted, unique). */
 function refsOf(t: number, version: string, msg: Buffer): string[] {
   const key = `${t}\n${version}`;
@@ -91,7 +118,7 @@ class Session {
   constructor(readonly h2: http2.ClientHttp2Session) {}
 }
 
-const counters = { responses: [0, 0, 0, 0], requests: 0, bytesIn: 0, errors: 0 };
+const counters = { responses: [0, 0, 0, 0], requests: 0, requestsByType: [0, 0, 0, 0], bytesIn: 0, errors: 0 };
 
 class SimStream {
   req: http2.ClientHttp2Stream | undefined;
@@ -101,6 +128,8 @@ class SimStream {
   readonly version = ['', '', '', ''];
   readonly nonce = ['', '', '', ''];
   readonly awaiting = [false, false, false, false];
+  /** grpc-js mode: the clusters whose endpoints are watched, with their EDS service names. */
+  readonly edsWatch = new Map<string, string>();
   sentNode = false;
   synced = false;
   syncedAt = NaN;
@@ -143,6 +172,7 @@ class SimStream {
       .string(RequestField.typeUrl, TYPE_URLS[t]!)
       .string(RequestField.nonce, withNonce ? this.nonce[t]! : '');
     counters.requests++;
+    counters.requestsByType[t]!++;
     this.req.write(w.finish(true));
   }
 
@@ -161,6 +191,7 @@ class SimStream {
     this.syncedAt = NaN;
     this.nonce.fill('');
     this.awaiting.fill(false);
+    if (!resubscribe) this.edsWatch.clear();
     this.deframer = new GrpcDeframer();
     const req = session.h2.request(
       { ':method': 'POST', ':path': ADS_PATH, 'content-type': 'application/grpc', te: 'trailers' },
@@ -214,7 +245,9 @@ class SimStream {
     }
     this.send(t, true); // ACK
     const next = NEXT[t]!;
-    if (next >= 0 && (changed || this.names[next] === null)) {
+    if (this.spec.flavour === 'grpc' && this.spec.resubscribe !== 'batch' && (t === RDS || t === CDS)) {
+      if (changed || this.names[next] === null) this.followLikeGrpcJs(t, head.version, msg);
+    } else if (next >= 0 && (changed || this.names[next] === null)) {
       const refs = refsOf(t, head.version, msg);
       const wildcard = this.spec.flavour === 'envoy' && next === CDS;
       if (!wildcard && !sameNames(this.names[next], refs)) this.subscribe(next, refs, this.names[next] === null);
@@ -223,6 +256,37 @@ class SimStream {
       this.synced = true;
       if (Number.isNaN(this.syncedAt)) this.syncedAt = at;
     }
+  }
+
+  /** One request per watch started or cancelled, as grpc-js-xds sends them (see the top). */
+  private followLikeGrpcJs(t: number, version: string, msg: Buffer): void {
+    if (t === RDS) {
+      const wanted = refsOf(RDS, version, msg);
+      const held = this.names[CDS] ?? [];
+      // Removed clusters first (pruneOrphanClusters), each: its endpoints' watch, then its own.
+      for (const c of held) {
+        if (wanted.includes(c)) continue;
+        const eds = this.edsWatch.get(c);
+        if (eds !== undefined) {
+          this.edsWatch.delete(c);
+          this.watch(EDS, (this.names[EDS] ?? []).filter((n) => n !== eds));
+        }
+        this.watch(CDS, (this.names[CDS] ?? []).filter((n) => n !== c));
+      }
+      for (const c of wanted) if (!(this.names[CDS] ?? []).includes(c)) this.watch(CDS, [...(this.names[CDS] ?? []), c]);
+      return;
+    }
+    // CDS: each watched cluster that arrived for the first time starts its endpoints' watch.
+    for (const [cluster, eds] of edsByCluster(version, msg)) {
+      if (this.edsWatch.has(cluster) || !(this.names[CDS] ?? []).includes(cluster)) continue;
+      this.edsWatch.set(cluster, eds);
+      if (!(this.names[EDS] ?? []).includes(eds)) this.watch(EDS, [...(this.names[EDS] ?? []), eds]);
+    }
+  }
+
+  /** A request with the type's new name list (the first one of a type carries no nonce). */
+  private watch(t: number, names: string[]): void {
+    this.subscribe(t, names, this.names[t] === null);
   }
 
   pause(): void {
@@ -425,7 +489,10 @@ serveIpc({
         closeSessions(f);
         fleets.delete(tag);
       }
-    if (fleets.size === 0) refsCache.clear();
+    if (fleets.size === 0) {
+      refsCache.clear();
+      edsByClusterCache.clear();
+    }
     return true;
   },
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Child, nowMs } from './ipc.js';
 import type { StreamSpec } from './generator.js';
-import { CANARY_WEIGHT, ROLLBACK_SERVICE, rolloutSpec, serviceName, serviceSpec } from './fleet.js';
+import { CANARY_WEIGHT, ROLLBACK_SERVICE, STEP_WEIGHT, rolloutSpec, serviceName, serviceSpec } from './fleet.js';
 import type { Dist } from './stats.js';
 import { dist, medianRun, ratio, round, table } from './stats.js';
 import { replicasScenario } from './replicas.js';
@@ -17,7 +17,12 @@ import { rest } from './rest.js';
 
 const HELP = `usage: npm run bench -- [options]
   --n LIST            fan-out sizes for rollback/memory (default 1000,5000,10000)
-  --scenarios LIST    rollback,memory,storm,churn,slow,micro,delta-names,abuse,replicas (default: all)
+  --scenarios LIST    rollback,step,memory,storm,churn,slow,micro,delta-names,abuse,crosscheck,
+                      first-byte,bytes,replicas (default: all)
+  --resubscribe MODE  how simulated gRPC nodes follow a route whose clusters change: grpc-js (as
+                      @grpc/grpc-js-xds does, the default) or batch
+  --first-byte-services LIST  services declared for first-byte (default 1000,10000)
+  --envoy-routes MODE Sluice's --envoy-routes: single (default) or scoped
   --quick             1 repetition, 1 storm, churn 10 s (use while iterating)
   --reps K            rollback repetitions per size and server (default 9; the median run is shown)
   --workers W         load-generator processes (default 2)
@@ -42,7 +47,10 @@ const HELP = `usage: npm run bench -- [options]
 const { values: opt } = parseArgs({
   options: {
     n: { type: 'string', default: '1000,5000,10000' },
-    scenarios: { type: 'string', default: 'rollback,memory,storm,churn,slow,micro,delta-names,abuse,replicas' },
+    scenarios: { type: 'string', default: 'rollback,step,memory,storm,churn,slow,micro,delta-names,abuse,crosscheck,first-byte,bytes,replicas' },
+    resubscribe: { type: 'string', default: 'grpc-js' },
+    'envoy-routes': { type: 'string', default: 'single' },
+    'first-byte-services': { type: 'string', default: '1000,10000' },
     'replica-streams': { type: 'string', default: '1000' },
     'lease-ttl': { type: 'string', default: '10s' },
     'takeover-reps': { type: 'string' },
@@ -89,6 +97,11 @@ type Kind = 'floor' | 'sluice';
 // Output
 
 const human: string[] = [];
+/** Each goal of the issue with its figure, printed last with pass/fail. */
+const goals: { name: string; value: number; limit: number; detail: string }[] = [];
+function goal(name: string, value: number, limit: number, detail = ''): void {
+  goals.push({ name, value, limit, detail });
+}
 function emit(record: Record<string, unknown>): void {
   const line = JSON.stringify(record);
   console.log(`BENCH ${line}`);
@@ -128,7 +141,7 @@ async function startServer(kind: Kind, opts: { dataDir?: string; mode?: 'app' | 
   if (kind === 'floor') child = Child.start('floor', 'floor-server.js', [String(serviceCount)], execArgv);
   else {
     dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
-    child = Child.start('sluice', 'sluice-server.js', [opts.mode ?? 'app', dataDir, opt['log-level'], String(serviceCount)], execArgv);
+    child = Child.start('sluice', 'sluice-server.js', [opts.mode ?? 'app', dataDir, opt['log-level'], String(serviceCount), opt['envoy-routes']], execArgv);
   }
   const ports = await new Promise<{ xdsPort: number; httpPort: number }>((resolve, reject) => {
     child.on('ready', resolve);
@@ -146,10 +159,14 @@ async function declareServices(server: Server): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Streams (tagged by server kind: both fleets stay connected while the two are measured in turn)
 
+const resubscribe = opt.resubscribe as 'grpc-js' | 'batch';
+if (resubscribe !== 'grpc-js' && resubscribe !== 'batch') throw new Error(`--resubscribe: grpc-js or batch, not ${resubscribe}`);
+
 function fanoutSpecs(n: number, prefix: string): StreamSpec[] {
   const envoyEvery = envoyShare > 0 ? Math.round(1 / envoyShare) : 0;
   return Array.from({ length: n }, (_, i) => ({
     nodeId: `${prefix}-${i}`,
+    resubscribe,
     flavour: envoyEvery && i % envoyEvery === 0 ? 'envoy' : 'grpc',
     targets: [ROLLBACK_SERVICE],
   }));
@@ -202,6 +219,8 @@ interface Timed {
   loopMs: number;
   /** Server CPU from the trigger until the last stream had the change. */
   serverCpuMs: number;
+  /** CDS and EDS requests the fleet sent because of the change (re-subscriptions and their ACKs), per stream. */
+  cdsEdsPerStream?: number;
 }
 
 /** Arms every stream of the server's fleet, runs the trigger, returns each stream's latency from t0. */
@@ -238,8 +257,21 @@ async function waitRolloutPaused(server: Server, service: string): Promise<void>
   }
 }
 
-/** One rollback measurement: the canary weight is pushed first (not timed), then the timed rollback. */
-async function rollbackOnce(server: Server, exclude: string[] = []): Promise<Timed> {
+/** CDS and EDS requests the generators sent so far (for one server's fleet and the other's alike). */
+async function cdsEdsRequests(): Promise<number> {
+  return (await genStatus()).reduce((n, st) => n + st.counters.requestsByType[2] + st.counters.requestsByType[3], 0);
+}
+
+/** A timed change, and the CDS/EDS requests per stream it caused (counted once the fleet is quiet). */
+async function timedWithRequests(server: Server, trigger: () => Promise<unknown>, exclude: string[]): Promise<Timed> {
+  const before = await cdsEdsRequests();
+  const r = await timedPush(server, trigger, exclude);
+  await quiet(server.kind, 150, exclude);
+  return { ...r, cdsEdsPerStream: round(((await cdsEdsRequests()) - before) / Math.max(1, r.lat.length), 3) };
+}
+
+/** Brings the rollback service to the canary weight (not timed): a rollout (Sluice), a push (floor). */
+async function toCanaryWeight(server: Server, exclude: string[] = []): Promise<void> {
   if (server.kind === 'sluice') {
     await timedPush(server, () => rest(server, 'POST', '/v1/rollouts', rolloutSpec(ROLLBACK_SERVICE)), exclude);
     // With a stalled node the weight step never completes (the fleet has not ACKed it): the
@@ -247,12 +279,30 @@ async function rollbackOnce(server: Server, exclude: string[] = []): Promise<Tim
     if (exclude.length === 0) await waitRolloutPaused(server, ROLLBACK_SERVICE);
   } else await timedPush(server, () => rest(server, 'POST', `/push?weight=${CANARY_WEIGHT}`), exclude);
   await quiet(server.kind, 150, exclude);
+}
+
+const rollbackTrigger = (server: Server) =>
+  server.kind === 'sluice'
+    ? () => rest(server, 'POST', `/v1/rollouts/${ROLLBACK_SERVICE}/rollback`, { reason: 'bench' })
+    : () => rest(server, 'POST', '/push?weight=0');
+
+/** One rollback measurement: the canary weight is pushed first (not timed), then the timed rollback. */
+async function rollbackOnce(server: Server, exclude: string[] = []): Promise<Timed> {
+  await toCanaryWeight(server, exclude);
+  return timedWithRequests(server, rollbackTrigger(server), exclude);
+}
+
+/** One weight step: at the canary weight (not timed), `promote` to the next weight (timed), then
+ *  a rollback (not timed) so that the next repetition starts afresh. */
+async function stepOnce(server: Server): Promise<Timed> {
+  await toCanaryWeight(server);
   const trigger =
     server.kind === 'sluice'
-      ? () => rest(server, 'POST', `/v1/rollouts/${ROLLBACK_SERVICE}/rollback`, { reason: 'bench' })
-      : () => rest(server, 'POST', '/push?weight=0');
-  const r = await timedPush(server, trigger, exclude);
-  await quiet(server.kind, 150, exclude);
+      ? () => rest(server, 'POST', `/v1/rollouts/${ROLLBACK_SERVICE}/promote`, {})
+      : () => rest(server, 'POST', `/push?weight=${STEP_WEIGHT}`);
+  const r = await timedWithRequests(server, trigger, []);
+  await timedPush(server, rollbackTrigger(server));
+  await quiet(server.kind);
   return r;
 }
 
@@ -284,13 +334,17 @@ interface Run {
   preludeMs: number;
   loopMs: number;
   serverCpuMs: number;
+  cdsEdsPerStream: number;
 }
+
+type Op = 'rollback' | 'step';
+const OPS: Record<Op, (server: Server) => Promise<Timed>> = { rollback: (s) => rollbackOnce(s), step: stepOnce };
 
 interface FanoutResult {
   kind: Kind;
   n: number;
-  rollback: Dist;
-  runs: Run[];
+  /** Per measured change: the median run, and every run. */
+  ops: Partial<Record<Op, { median: Dist; runs: Run[] }>>;
   memPerStreamKiB: number;
   heapPerStreamKiB: number;
   idleRssMiB: number;
@@ -314,8 +368,7 @@ async function fanout(n: number, withStorm: boolean): Promise<FanoutResult[]> {
     const r: FanoutResult = {
       kind,
       n,
-      rollback: dist([]),
-      runs: [],
+      ops: {},
       memPerStreamKiB: round((loaded.rss - idle.rss) / n / 1024, 2),
       heapPerStreamKiB: round((loaded.heapUsed - idle.heapUsed) / n / 1024, 2),
       idleRssMiB: round(idle.rss / 2 ** 20),
@@ -327,33 +380,35 @@ async function fanout(n: number, withStorm: boolean): Promise<FanoutResult[]> {
     results.set(kind, r);
   }
 
-  if (scenarios.has('rollback')) {
-    for (const server of live.values()) await rollbackOnce(server); // warm-up (JIT, first allocations)
+  for (const op of (['rollback', 'step'] as const).filter((o) => scenarios.has(o))) {
+    for (const server of live.values()) await OPS[op](server); // warm-up (JIT, first allocations)
     for (const server of live.values()) if (opt.profile) await server.child.call('profileStart');
+    for (const r of results.values()) r.ops[op] = { median: dist([]), runs: [] };
     for (let rep = 0; rep < reps; rep++) {
       // Alternate who goes first, so drifting background load hits both alike.
       const order = rep % 2 === 0 ? [...live.values()] : [...live.values()].reverse();
       for (const server of order) {
-        const res = await rollbackOnce(server);
+        const res = await OPS[op](server);
         const d = dist(res.lat);
-        results.get(server.kind)!.runs.push({
+        results.get(server.kind)!.ops[op]!.runs.push({
           dist: d,
           triggerMs: round(res.triggerMs),
           preludeMs: round(res.preludeMs),
           loopMs: round(res.loopMs),
           serverCpuMs: round(res.serverCpuMs),
+          cdsEdsPerStream: res.cdsEdsPerStream ?? NaN,
         });
         note(
-          `${server.kind}: N=${n} rollback #${rep + 1}: p50 ${d.p50} p99 ${d.p99} max ${d.max} ms ` +
+          `${server.kind}: N=${n} ${op} #${rep + 1}: p50 ${d.p50} p99 ${d.p99} max ${d.max} ms ` +
             `(before the loop ${round(res.preludeMs)} ms, loop ${round(res.loopMs)} ms, REST reply ${round(res.triggerMs)} ms, ` +
-            `server CPU ${round(res.serverCpuMs)} ms${d.missing ? `, ${d.missing} missing` : ''})`,
+            `server CPU ${round(res.serverCpuMs)} ms, CDS+EDS requests/stream ${res.cdsEdsPerStream}${d.missing ? `, ${d.missing} missing` : ''})`,
         );
       }
     }
     for (const server of live.values())
       if (opt.profile)
-        note(`profile: ${await server.child.call('profileStop', { file: path.join(profileDir, `rollback-${server.kind}-${n}.cpuprofile`) })}`);
-    for (const r of results.values()) r.rollback = medianRun(r.runs.map((x) => x.dist));
+        note(`profile: ${await server.child.call('profileStop', { file: path.join(profileDir, `${op}-${server.kind}-${n}.cpuprofile`) })}`);
+    for (const r of results.values()) r.ops[op]!.median = medianRun(r.ops[op]!.runs.map((x) => x.dist));
   }
 
   if (withStorm) {
@@ -385,6 +440,62 @@ async function fanout(n: number, withStorm: boolean): Promise<FanoutResult[]> {
   }
   note(`N=${n}: done (load average ${load0} → ${load()})`);
   return [...results.values()];
+}
+
+/** Writes N service declarations straight into a data dir, as the file store keeps them (PUT
+ *  over REST would take minutes at 10,000: every write is fsynced). */
+function seedServices(dataDir: string, n: number): void {
+  const dir = path.join(dataDir, 'services');
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < n; i++) fs.writeFileSync(path.join(dir, `${serviceName(i)}.json`), JSON.stringify({ name: serviceName(i), ...serviceSpec(i) }));
+}
+
+/**
+ * From the REST call to the first byte on the wire, with many services declared: one gRPC node
+ * (calls svc-0) and one Envoy node (every service), a rollback of svc-0 and a weight step.
+ * The rollback skips the debounce; the weight step waits for it (20 ms) by design.
+ */
+async function firstByte(services: number): Promise<Record<string, unknown>> {
+  const load0 = load();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
+  seedServices(dataDir, services);
+  const started = nowMs();
+  const server = await startServer('sluice', { dataDir, profile: opt['cpu-prof'] });
+  const startMs = round(nowMs() - started);
+  const grpcId = 'first-byte-grpc';
+  const envoyId = 'first-byte-envoy';
+  await openStreams(server, [
+    { nodeId: grpcId, flavour: 'grpc', targets: [ROLLBACK_SERVICE], resubscribe },
+    { nodeId: envoyId, flavour: 'envoy', targets: [] },
+  ]);
+  await quiet();
+  note(`first-byte: ${services} services, Sluice started in ${startMs} ms`);
+  const fbReps = Math.max(5, reps);
+  const byStream = async (r: Timed) => {
+    // openStreams spreads the two specs over the generators in order: the gRPC node comes first.
+    return { grpc: round(r.lat[0]!), envoy: round(r.lat[1]!), prelude: round(r.preludeMs) };
+  };
+  const rollbacks: { grpc: number; envoy: number; prelude: number }[] = [];
+  const steps: { grpc: number; envoy: number; prelude: number }[] = [];
+  await rollbackOnce(server); // warm-up
+  await profiled(server, `first-byte-${services}`, async () => {
+    for (let rep = 0; rep < fbReps; rep++) {
+      rollbacks.push(await byStream(await rollbackOnce(server)));
+      steps.push(await byStream(await stepOnce(server)));
+    }
+  });
+  await closeStreams();
+  await server.child.stop(20_000);
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  const med = (xs: number[]) => round([...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!);
+  const summary = (runs: typeof rollbacks) => ({
+    grpcP50: med(runs.map((r) => r.grpc)),
+    grpcMax: round(Math.max(...runs.map((r) => r.grpc))),
+    envoyP50: med(runs.map((r) => r.envoy)),
+    envoyMax: round(Math.max(...runs.map((r) => r.envoy))),
+    beforeLoopP50: med(runs.map((r) => r.prelude)),
+  });
+  return { scenario: 'first-byte', services, startMs, reps: fbReps, rollback: summary(rollbacks), step: summary(steps), load: [load0, load()] };
 }
 
 async function churn(): Promise<Record<string, unknown>> {
@@ -534,61 +645,72 @@ async function main(): Promise<void> {
     return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN;
   };
 
-  if (scenarios.has('rollback')) {
+  const OP_TITLES: Record<Op, string> = {
+    rollback: '(a) rollback fan-out: ms from the start of the REST call (floor: of its push call) until each stream has the new RouteConfiguration',
+    step: `(a2) weight step fan-out: POST .../promote from ${CANARY_WEIGHT}% to ${STEP_WEIGHT}% (floor: its push), ms until each stream has the new RouteConfiguration`,
+  };
+  for (const op of (['rollback', 'step'] as const).filter((o) => scenarios.has(o))) {
     const rows: (string | number)[][] = [];
     for (const n of Ns) {
-      const f = get('floor', n);
-      const s = get('sluice', n);
-      const cpu = (r?: FanoutResult) => (r ? round(medianOf(r.runs.map((x) => x.serverCpuMs))) : NaN);
-      const trig = (r?: FanoutResult) => (r ? round(medianOf(r.runs.map((x) => x.triggerMs))) : NaN);
-      const pre = (r?: FanoutResult) => (r ? round(medianOf(r.runs.map((x) => x.preludeMs))) : NaN);
-      const loop = (r?: FanoutResult) => (r ? round(medianOf(r.runs.map((x) => x.loopMs))) : NaN);
+      const f = get('floor', n)?.ops[op];
+      const s = get('sluice', n)?.ops[op];
+      const med = (r: typeof f, k: keyof Omit<Run, 'dist'>) => (r ? round(medianOf(r.runs.map((x) => x[k]))) : NaN);
       // Runs i of both servers were measured back to back: their ratio shares the conditions.
       const paired = (k: 'p99' | 'max') =>
         f && s ? round(medianOf(s.runs.map((x, i) => x.dist[k] / (f.runs[i]?.dist[k] ?? NaN)).filter(Number.isFinite)), 2) : NaN;
       const rec = {
-        scenario: 'rollback',
+        scenario: op,
         n,
-        floor: f?.rollback,
-        sluice: s?.rollback,
-        ratioP50: f && s ? ratio(s.rollback.p50, f.rollback.p50) : null,
-        ratioP99: f && s ? ratio(s.rollback.p99, f.rollback.p99) : null,
-        ratioMax: f && s ? ratio(s.rollback.max, f.rollback.max) : null,
+        floor: f?.median,
+        sluice: s?.median,
+        ratioP50: f && s ? ratio(s.median.p50, f.median.p50) : null,
+        ratioP99: f && s ? ratio(s.median.p99, f.median.p99) : null,
+        ratioMax: f && s ? ratio(s.median.max, f.median.max) : null,
         pairedRatioP99: paired('p99'),
         pairedRatioMax: paired('max'),
-        sluiceTriggerMs: trig(s),
-        floorTriggerMs: trig(f),
-        sluiceBeforeLoopMs: pre(s),
-        floorBeforeLoopMs: pre(f),
-        sluiceLoopMs: loop(s),
-        floorLoopMs: loop(f),
-        sluiceServerCpuMs: cpu(s),
-        floorServerCpuMs: cpu(f),
+        sluiceTriggerMs: med(s, 'triggerMs'),
+        floorTriggerMs: med(f, 'triggerMs'),
+        sluiceBeforeLoopMs: med(s, 'preludeMs'),
+        floorBeforeLoopMs: med(f, 'preludeMs'),
+        sluiceLoopMs: med(s, 'loopMs'),
+        floorLoopMs: med(f, 'loopMs'),
+        sluiceServerCpuMs: med(s, 'serverCpuMs'),
+        floorServerCpuMs: med(f, 'serverCpuMs'),
+        sluiceCdsEdsPerStream: s ? medianOf(s.runs.map((x) => x.cdsEdsPerStream)) : NaN,
+        floorCdsEdsPerStream: f ? medianOf(f.runs.map((x) => x.cdsEdsPerStream)) : NaN,
         sluiceRuns: s?.runs.map((r) => [r.dist.p50, r.dist.p99, r.dist.max]),
         floorRuns: f?.runs.map((r) => [r.dist.p50, r.dist.p99, r.dist.max]),
       };
       emit(rec);
+      if (n === maxN && rec.ratioP99 !== null && rec.ratioMax !== null) {
+        const label = op === 'rollback' ? '1 rollback' : '2 weight step';
+        goal(`${label} to ${n} streams: p99 ≤ 1.1× floor`, rec.ratioP99, 1.1, `${s!.median.p99} vs ${f!.median.p99} ms`);
+        goal(`${label} to ${n} streams: max ≤ 1.1× floor`, rec.ratioMax, 1.1, `${s!.median.max} vs ${f!.median.max} ms (paired ${rec.pairedRatioMax}×)`);
+        if (op === 'rollback')
+          goal(`1 rollback: CDS+EDS requests per gRPC node (${resubscribe} clients)`, rec.sluiceCdsEdsPerStream, 0, 'no re-subscription');
+      }
       rows.push([
         n,
-        f?.rollback.p50 ?? NaN,
-        f?.rollback.p99 ?? NaN,
-        f?.rollback.max ?? NaN,
-        s?.rollback.p50 ?? NaN,
-        s?.rollback.p99 ?? NaN,
-        s?.rollback.max ?? NaN,
+        f?.median.p50 ?? NaN,
+        f?.median.p99 ?? NaN,
+        f?.median.max ?? NaN,
+        s?.median.p50 ?? NaN,
+        s?.median.p99 ?? NaN,
+        s?.median.max ?? NaN,
         rec.ratioP99 ?? NaN,
         rec.ratioMax ?? NaN,
         rec.pairedRatioMax,
-        `${pre(f)} / ${loop(f)}`,
-        `${pre(s)} / ${loop(s)}`,
-        cpu(f),
-        cpu(s),
+        `${med(f, 'preludeMs')} / ${med(f, 'loopMs')}`,
+        `${med(s, 'preludeMs')} / ${med(s, 'loopMs')}`,
+        med(f, 'serverCpuMs'),
+        med(s, 'serverCpuMs'),
+        `${rec.floorCdsEdsPerStream} / ${rec.sluiceCdsEdsPerStream}`,
       ]);
     }
     human.push(
-      '(a) rollback fan-out: ms from the start of the REST call (floor: of its push call) until each stream has the new ' +
-        `RouteConfiguration; the median run of ${reps} (by max), servers measured in turn. paired: median of run-by-run ` +
-        `ratios; pre/loop: ms before the fan-out loop starts (REST, store, translation) / in the loop; CPU: server CPU per rollback\n` +
+      `${OP_TITLES[op]}; the median run of ${reps} (by max), servers measured in turn. paired: median of run-by-run ` +
+        `ratios; pre/loop: ms before the fan-out loop starts (REST, store, translation) / in the loop; CPU: server CPU per change; ` +
+        `CDS+EDS: requests per stream the change caused (${resubscribe} clients), floor / sluice\n` +
         table(
           [
             'N',
@@ -605,6 +727,7 @@ async function main(): Promise<void> {
             'sluice pre/loop ms',
             'floor CPU ms',
             'sluice CPU ms',
+            'CDS+EDS',
           ],
           rows,
         ),
@@ -628,6 +751,7 @@ async function main(): Promise<void> {
         floorConnectMs: f?.connectMs,
         sluiceConnectMs: s?.connectMs,
       });
+      if (n === maxN && s) goal(`2 memory with ${n} streams: KiB per stream ≤ 16`, s.memPerStreamKiB, 16, `floor ${f?.memPerStreamKiB ?? '-'} KiB`);
       rows.push([n, f?.memPerStreamKiB ?? NaN, s?.memPerStreamKiB ?? NaN, f?.heapPerStreamKiB ?? NaN, s?.heapPerStreamKiB ?? NaN, f?.connectMs ?? NaN, s?.connectMs ?? NaN]);
     }
     human.push(
@@ -657,6 +781,23 @@ async function main(): Promise<void> {
           ['N', 'floor p50', 'floor all', 'sluice p50', 'sluice all', 'all ×floor'],
           [[maxN, fm?.p50 ?? NaN, fm?.max ?? NaN, sm?.p50 ?? NaN, sm?.max ?? NaN, fm && sm ? ratio(sm.max, fm.max) : NaN]],
         ),
+    );
+  }
+
+  if (scenarios.has('first-byte')) {
+    const rows: (string | number)[][] = [];
+    const sizes = opt['first-byte-services'].split(',').map(Number);
+    for (const services of sizes) {
+      const r = (await firstByte(services)) as any;
+      emit(r);
+      rows.push([services, r.startMs, r.rollback.grpcP50, r.rollback.grpcMax, r.rollback.envoyP50, r.rollback.beforeLoopP50, r.step.grpcP50, r.step.envoyP50]);
+      if (services === Math.max(...sizes))
+        goal(`5 REST rollback → first byte at ${services} services, ms (median of ${r.reps})`, r.rollback.grpcP50, 20, `max ${r.rollback.grpcMax}; Envoy node ${r.rollback.envoyP50}`);
+    }
+    human.push(
+      '(i) first byte: ms from the start of the REST call until the node has the new RouteConfiguration, one gRPC node (svc-0) ' +
+        'and one Envoy node (every service) connected; median of the repetitions (a weight step waits for the 20 ms debounce by design)\n' +
+        table(['services', 'start ms', 'rollback gRPC p50', 'rollback gRPC max', 'rollback Envoy p50', 'before loop p50', 'step gRPC p50', 'step Envoy p50'], rows),
     );
   }
 
@@ -763,6 +904,50 @@ async function main(): Promise<void> {
     }
   }
 
+  if (scenarios.has('crosscheck')) {
+    note('crosscheck: 20 real grpc-js-xds clients and 20 simulated nodes per generator mode follow the same changes');
+    const out = execFileSync(process.execPath, [fileURLToPath(new URL('./crosscheck.js', import.meta.url)), '20'], { encoding: 'utf8' });
+    const line = out.split('\n').find((l) => l.startsWith('BENCH '));
+    if (line) {
+      const m = JSON.parse(line.slice('BENCH '.length)) as { clients: number; types: string; allMatch: boolean; rows: { phase: string; groups: Record<string, { counts: string; nodes: number; of: number }>; match: boolean }[] };
+      emit(m);
+      const cell = (g: { counts: string; nodes: number; of: number }) => `${g.counts}${g.nodes === g.of ? '' : ` (${g.nodes} of ${g.of})`}`;
+      goal('1 generator grpc-js mode ≠ real grpc-js-xds clients (phases that differ)', m.rows.filter((r) => !r.match).length, 0, `${m.clients} clients each`);
+      human.push(
+        `(j) crosscheck: requests per node and type (${m.types}) each change caused, counted by the server; ${m.clients} real @grpc/grpc-js-xds clients against ${m.clients} simulated nodes per generator mode\n` +
+          table(
+            ['change', 'real grpc-js-xds', 'generator grpc-js', 'generator batch', 'same'],
+            m.rows.map((r) => [r.phase, cell(r.groups.real!), cell(r.groups['gen-grpc-js']!), cell(r.groups['gen-batch']!), r.match ? 'yes' : 'NO']),
+          ),
+      );
+    }
+  }
+
+  if (scenarios.has('bytes')) {
+    note('bytes: what one change sends each kind of node, in-process, at 1,000 and 10,000 services');
+    const sizes = opt['first-byte-services'];
+    const out = execFileSync(process.execPath, ['--max-old-space-size=8192', fileURLToPath(new URL('./bytes.js', import.meta.url)), sizes], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const line = out.split('\n').find((l) => l.startsWith('BENCH '));
+    if (line) {
+      const m = JSON.parse(line.slice('BENCH '.length)) as { rows: { services: number; routes: string; change: string; bytes: Record<string, number> }[] };
+      emit(m);
+      const kinds = Object.keys(m.rows[0]?.bytes ?? {});
+      const ns = [...new Set(m.rows.map((r) => r.services))];
+      const [small, large] = [Math.min(...ns), Math.max(...ns)];
+      const pick = (n: number, routes: string, inScope: boolean, kind: string) =>
+        m.rows.find((r) => r.services === n && r.routes === routes && r.change.includes('not in the scope') !== inScope)?.bytes[kind] ?? NaN;
+      const delta = kinds.find((k) => k.startsWith('Envoy delta (every'))!;
+      const scopedNode = kinds.find((k) => k.includes('scoped to'))!;
+      goal(`4 Envoy delta, scoped routes: bytes per one-service change at ${large} ÷ at ${small} services`, round(pick(large, 'scoped', true, delta) / pick(small, 'scoped', true, delta), 2), 1.1,
+        `${pick(large, 'scoped', true, delta)} B vs ${pick(small, 'scoped', true, delta)} B (single route configuration: ${pick(large, 'single', true, delta)} B)`);
+      goal(`3 scoped node (sluice.services): bytes for a change outside its scope at ${large} services`, pick(large, 'single', false, scopedNode), 0, `in scope: ${pick(large, 'single', true, scopedNode)} B`);
+      human.push(
+        '(k) bytes per change: what one weight step of one service sends each node (all pushes it causes), in-process with the real reconciler and XdsServer\n' +
+          table(['services', 'Envoy routes', 'change', ...kinds], m.rows.map((r) => [r.services, r.routes, r.change, ...kinds.map((k) => r.bytes[k]!)])),
+      );
+    }
+  }
+
   if (scenarios.has('abuse')) {
     note('abuse: REST latency while xDS clients keep hitting the input limits');
     const out = execFileSync(process.execPath, [fileURLToPath(new URL('./abuse.js', import.meta.url)), opt.quick ? '5' : '15', '50'], { encoding: 'utf8' });
@@ -785,6 +970,17 @@ async function main(): Promise<void> {
   }
 
   console.log('\n' + human.join('\n\n'));
+  if (goals.length > 0) {
+    const sorted = [...goals].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    emit({ scenario: 'goals', goals: sorted.map((g) => ({ ...g, pass: g.value <= g.limit })) });
+    console.log(
+      '\ngoals (issue 12): figure, limit, pass/fail\n' +
+        table(
+          ['goal', 'figure', 'limit', 'result', ''],
+          sorted.map((g) => [g.name, g.value, g.limit, Number.isFinite(g.value) ? (g.value <= g.limit ? 'PASS' : 'FAIL') : 'n/a', g.detail]),
+        ),
+    );
+  }
   emit({ scenario: 'end', seconds: Math.round((Date.now() - started) / 1000), loadAverage: [loadAtStart, load()] });
   console.log(
     `\n(${Math.round((Date.now() - started) / 1000)} s; ${machine.cpus} cores shared by the server under test, ${workers} generator ` +

@@ -100,6 +100,9 @@ export const ConfigSchema = z.strictObject({
   xdsPolicy: z.string().min(1).optional(),
   envoyListenerAddress: z.string().default('0.0.0.0'),
   envoyListenerPort: z.coerce.number().int().min(1).max(65535).default(10000),
+  /** Envoy's routes: one route configuration with a virtual host per service, or scoped routes
+   *  (a route configuration per service, picked by the exact host; docs/envoy.md). */
+  envoyRoutes: z.enum(['single', 'scoped']).default('single'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** How often data-plane clients send load reports (LRS); analysis windows need several. */
   lrsInterval: durationString('1h').default('5s'),
@@ -152,6 +155,7 @@ const FLAGS = {
   'xds-policy': 'xdsPolicy',
   'envoy-listener-address': 'envoyListenerAddress',
   'envoy-listener-port': 'envoyListenerPort',
+  'envoy-routes': 'envoyRoutes',
   'log-level': 'logLevel',
   'lrs-interval': 'lrsInterval',
   'webhook-url': 'webhookUrl',

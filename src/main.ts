@@ -32,6 +32,7 @@ import { StateWriter } from './state/writer.js';
 import { selfMetrics } from './telemetry/self-metrics.js';
 import { Telemetry } from './telemetry/telemetry.js';
 import { EnvoyKind } from './translate/envoy.js';
+import { ScopedEnvoyKind } from './translate/envoy-scoped.js';
 import { GrpcKind } from './translate/grpc.js';
 import { Translator } from './translate/translate.js';
 import type { Config } from './config.js';
@@ -120,9 +121,10 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   });
 
   // Desired state flows one way: writer -> reconciler (translate -> cache) -> streams.
+  const envoyListener = { name: 'sluice_http', address: config.envoyListenerAddress, port: config.envoyListenerPort };
   const translator = new Translator([
     new GrpcKind(),
-    new EnvoyKind({ name: 'sluice_http', address: config.envoyListenerAddress, port: config.envoyListenerPort }),
+    config.envoyRoutes === 'scoped' ? new ScopedEnvoyKind(envoyListener) : new EnvoyKind(envoyListener),
   ]);
   const reconciler = new Reconciler({ cache, translator, groups, log: log.child({ component: 'reconcile' }) });
   xds.on('groupActive', (group) => {

@@ -17,6 +17,7 @@ const SERVE_FLAG_HELP: Record<string, string> = {
   'xds-tls-ca': 'with the two above: mutual TLS, clients need a certificate this CA signed',
   'envoy-listener-address': 'address of the listener Envoy nodes get (default 0.0.0.0)',
   'envoy-listener-port': 'port of the listener Envoy nodes get (default 10000)',
+  'envoy-routes': 'single (default: one route configuration for every service) or scoped (one per service, by exact host)',
   'log-level': 'trace, debug, info, warn, error, fatal or silent (default info)',
   'lrs-interval': 'how often proxyless gRPC clients send load reports (default 5s)',
   'webhook-url': 'POST rollout transitions there',

@@ -18,12 +18,23 @@ export function withService(
   name: string,
   change: { service?: NamedService | null; rollout?: RolloutState | null },
 ): DesiredState {
-  const services = new Map(state.services);
-  const rollouts = new Map(state.rollouts);
-  if (change.service === null) services.delete(name);
-  else if (change.service) services.set(name, change.service);
-  if (change.rollout === null) rollouts.delete(name);
-  else if (change.rollout) rollouts.set(name, change.rollout);
+  // Snapshots never change: a map this change leaves as it is is shared, not copied (a rollback
+  // changes the rollout only; with 10,000 services every copy costs).
+  const same = <T>(map: ReadonlyMap<string, T>, value: T | null) => (value === null ? !map.has(name) : map.get(name) === value);
+  let services = state.services;
+  let rollouts = state.rollouts;
+  if (change.service !== undefined && !same(services, change.service)) {
+    const next = new Map(services);
+    if (change.service === null) next.delete(name);
+    else next.set(name, change.service);
+    services = next;
+  }
+  if (change.rollout !== undefined && !same(rollouts, change.rollout)) {
+    const next = new Map(rollouts);
+    if (change.rollout === null) next.delete(name);
+    else next.set(name, change.rollout);
+    rollouts = next;
+  }
   return { revision: state.revision + 1, services, rollouts };
 }
 

@@ -23,8 +23,19 @@ export interface ClientKind<P extends ServicePart = ServicePart> {
   /** Pure: the same routing gives equal bytes (the translator memoizes on it). Throws when the
    *  routing cannot be expressed for this kind. */
   part(routing: Routing): P;
-  /** Everything this kind's nodes receive, from the parts of every service (sorted by name). */
+  /** Resources built from the parts of every service together (the listener, a route
+   *  configuration shared by all services), given the parts in service-name order; [] when
+   *  everything is per service. Publishing calls it whenever a part changes: a kind that does
+   *  not read `parts` costs nothing per service. */
+  shared(parts: Iterable<P>): Resource[];
+  /** Everything this kind's nodes receive, from the parts of every service (sorted by name):
+   *  the shared resources and every part's own. */
   assemble(parts: readonly P[]): ResourcesByType;
+}
+
+/** `assemble` for every kind: the shared resources, then each part's own, by type. */
+export function assembleParts<P extends ServicePart>(kind: ClientKind<P>, parts: readonly P[]): ResourcesByType {
+  return byType([...kind.shared(parts), ...parts.flatMap((p) => p.resources)]);
 }
 
 /**
@@ -43,6 +54,7 @@ export function byType(resources: readonly Resource[]): ResourcesByType {
     [TypeUrl.RouteConfiguration]: [],
     [TypeUrl.Cluster]: [],
     [TypeUrl.ClusterLoadAssignment]: [],
+    [TypeUrl.ScopedRouteConfiguration]: [],
   };
   for (const r of resources) out[r.typeUrl]!.push(r);
   return out;

@@ -22,4 +22,8 @@ export interface Dialect {
   /** RouteAction fields that copy `percent` of a route's requests to `cluster` and discard its
    *  answers, or undefined when this kind cannot mirror: then its routes do not change at all. */
   mirrorPolicy(cluster: string, percent: number): object | undefined;
+  /** Whether versions without traffic (Routing.held) stay in the route at weight 0. Clients
+   *  that subscribe to clusters by name drop a cluster the route stops naming (a CDS and an EDS
+   *  request) and fetch and warm it again when it comes back; a 0-weight entry keeps it. */
+  readonly holdsIdleVersions: boolean;
 }

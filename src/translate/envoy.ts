@@ -5,7 +5,7 @@ import type { Resource } from '../xds/resource.js';
 import { hashBytes, makeResource } from '../xds/resource.js';
 import { bytesField } from '../xds/wire.js';
 import type { ClientKind, ResourcesByType, ServicePart } from './client-kind.js';
-import { byType } from './client-kind.js';
+import { assembleParts } from './client-kind.js';
 import { clusterResources, loadAssignmentResources } from './clusters.js';
 import type { Dialect } from './dialect.js';
 import type { EnvoyListenerOptions } from './listeners.js';
@@ -52,6 +52,9 @@ export const envoyDialect: Dialect = {
   mirrorPolicy: (cluster, percent) => ({
     request_mirror_policies: [{ cluster, runtime_fraction: { default_value: fractionOf(percent) } }],
   }),
+  // Envoy subscribes to every cluster by wildcard: it keeps the canary's cluster whatever the
+  // routes say, so a rollback stays a plain route to stable.
+  holdsIdleVersions: false,
 };
 
 /** A percent with up to 2 decimals as Envoy's FractionalPercent: per hundred when whole, else per ten thousand. */
@@ -68,6 +71,8 @@ const RC_VIRTUAL_HOSTS = 2;
 /** One service's share: its encoded virtual host and its clusters. */
 export interface EnvoyPart extends ServicePart {
   readonly vhost: Uint8Array;
+  /** `vhost` as a RouteConfiguration.virtual_hosts field, ready to be concatenated. */
+  readonly vhostField: Buffer;
   /** Hash of `vhost`: the service's fragment of the shared route configuration. */
   readonly vhostVersion: string;
   readonly routed: readonly string[];
@@ -88,23 +93,36 @@ export class EnvoyKind implements ClientKind<EnvoyPart> {
     return {
       service: r.service.name,
       vhost,
+      vhostField: bytesField(RC_VIRTUAL_HOSTS, vhost),
       vhostVersion: hashBytes(vhost),
       routed: routedClusters(r, envoyDialect),
       resources: [...clusterResources(r.service, envoyDialect), ...loadAssignmentResources(r.service)],
     };
   }
 
-  assemble(parts: readonly EnvoyPart[]): ResourcesByType {
-    const sorted = [...parts].sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
+  /** The listener and the one route configuration: every service's virtual host, in the order
+   *  given (by service name). Its size follows the number of services, whatever changed. */
+  shared(sorted: Iterable<EnvoyPart>): Resource[] {
     // A message is the concatenation of its fields: the route configuration is its name plus the
     // already-encoded virtual hosts.
     const name = this.listenerOptions.name;
-    const routeBytes = Buffer.concat([bytesField(RC_NAME, name), ...sorted.map((p) => bytesField(RC_VIRTUAL_HOSTS, p.vhost))]);
+    const fields: Buffer[] = [bytesField(RC_NAME, name)];
     // Every service owns its fragment of the shared route configuration: the hash of its virtual
     // host, so a node that ACKed a version holding a service's current virtual host counts as
     // converged for that service, whatever else changed in it.
-    const owners = Object.fromEntries(sorted.map((p) => [p.service, p.vhostVersion]));
-    const route = makeResource(TypeUrl.RouteConfiguration, name, routeBytes, { [TypeUrl.Cluster]: [...new Set(sorted.flatMap((p) => p.routed))] }, owners);
-    return byType([this.listener, route, ...sorted.flatMap((p) => p.resources)]);
+    const owners: Record<string, string> = Object.create(null) as Record<string, string>;
+    const routed = new Set<string>();
+    for (const p of sorted) {
+      fields.push(p.vhostField);
+      owners[p.service] = p.vhostVersion;
+      for (const c of p.routed) routed.add(c);
+    }
+    const routeBytes = Buffer.concat(fields);
+    const route = makeResource(TypeUrl.RouteConfiguration, name, routeBytes, { [TypeUrl.Cluster]: [...routed] }, owners);
+    return [this.listener, route];
+  }
+
+  assemble(parts: readonly EnvoyPart[]): ResourcesByType {
+    return assembleParts(this, [...parts].sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0)));
   }
 }

@@ -6,7 +6,7 @@ import { encodeMessage, TypeUrl } from '../xds/protos.js';
 import type { Resource } from '../xds/resource.js';
 import { makeResource } from '../xds/resource.js';
 import type { ClientKind, ResourcesByType, ServicePart } from './client-kind.js';
-import { byType } from './client-kind.js';
+import { assembleParts } from './client-kind.js';
 import { clusterResources, loadAssignmentResources } from './clusters.js';
 import type { Dialect } from './dialect.js';
 import { apiListener } from './listeners.js';
@@ -38,6 +38,9 @@ export const grpcDialect: Dialect = {
   clusterExtras: (_version: Version) => ({ lrs_server: { self: {} } }),
   // gRPC clients have no request mirroring: a mirror changes nothing they are sent.
   mirrorPolicy: () => undefined,
+  // gRPC clients subscribe to clusters by name: a 0-weight entry keeps a rolled-back canary
+  // subscribed in grpc-js, so neither the rollback nor the next rollout re-subscribes anything.
+  holdsIdleVersions: true,
 };
 
 const LISTENER = 'envoy.config.listener.v3.Listener';
@@ -61,7 +64,12 @@ export class GrpcKind implements ClientKind {
     return { service: name, resources: [...own, ...clusterResources(r.service, grpcDialect), ...loadAssignmentResources(r.service)] };
   }
 
+  /** Everything a gRPC node gets is some service's own. */
+  shared(): Resource[] {
+    return [];
+  }
+
   assemble(parts: readonly ServicePart[]): ResourcesByType {
-    return byType(parts.flatMap((p) => p.resources));
+    return assembleParts(this, parts);
   }
 }

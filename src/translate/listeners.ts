@@ -32,11 +32,30 @@ export function apiListener(service: string): object {
   };
 }
 
-export function socketListener(opts: EnvoyListenerOptions): object {
+/**
+ * Scoped routes (SRDS): a route configuration per routing scope, the scope picked by the request's
+ * host (`:authority` up to the first ':', so `web` and `web:10000` share the scope `web`). Both the
+ * scopes and their route configurations come over ADS; over delta xDS a change to one service
+ * sends only its own route configuration.
+ */
+export function scopedRoutes(name: string): object {
+  return {
+    scoped_routes: {
+      name,
+      scope_key_builder: { fragments: [{ header_value_extractor: { name: ':authority', element_separator: ':', index: 0 } }] },
+      rds_config_source: ADS_SOURCE,
+      scoped_rds: { scoped_rds_config_source: ADS_SOURCE },
+    },
+  };
+}
+
+/** The socket listener; its HTTP connection manager takes one route configuration over RDS
+ *  (named like the listener), or scoped routes (`scopedRoutes`). */
+export function socketListener(opts: EnvoyListenerOptions, routes: 'rds' | 'scoped' = 'rds'): object {
   const hcm = {
     stat_prefix: opts.name,
     codec_type: 'AUTO',
-    rds: { route_config_name: opts.name, config_source: ADS_SOURCE },
+    ...(routes === 'scoped' ? scopedRoutes(opts.name) : { rds: { route_config_name: opts.name, config_source: ADS_SOURCE } }),
     http_filters: [routerFilter('envoy.filters.http.router')],
     access_log: [
       {

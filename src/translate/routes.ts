@@ -33,16 +33,30 @@ function mirrorFields(routing: Routing, dialect: Dialect, cluster: (v: string) =
 }
 
 function splitAction(routing: Routing, dialect: Dialect, cluster: (v: string) => string): object {
-  // One version: a plain cluster route (how a rollback looks: no weighted entry at all).
-  if (routing.split.length === 1) return { cluster: cluster(routing.split[0]!.version) };
+  const held = heldVersions(routing, dialect);
+  // One version and nothing held: a plain cluster route.
+  if (routing.split.length === 1 && held.length === 0) return { cluster: cluster(routing.split[0]!.version) };
   const sticky = routing.sticky && !('bucketHeader' in routing.sticky) ? dialect.stickySplit(routing.sticky) : undefined;
+  // Held versions first (a held canary is where the canary goes), at weight 0: every gRPC
+  // generation accepts a 0 entry when the weights still sum to 100 (C-core < 1.56 checks the
+  // sum against total_weight's default, 100); grpc-js keeps such a cluster subscribed, C-core
+  // and grpc-go skip it.
   return {
     weighted_clusters: {
-      clusters: routing.split.map((s) => ({ name: cluster(s.version), weight: { value: s.weight } })),
+      clusters: [
+        ...held.map((v) => ({ name: cluster(v), weight: { value: 0 } })),
+        ...routing.split.map((s) => ({ name: cluster(s.version), weight: { value: s.weight } })),
+      ],
       ...sticky?.weightedClusters,
     },
     ...sticky?.routeAction,
   };
+}
+
+/** The routing's held versions this kind of client is sent (none, or all of them). */
+function heldVersions(routing: Routing, dialect: Dialect): readonly string[] {
+  if (!dialect.holdsIdleVersions || !routing.held) return [];
+  return routing.held.filter((v) => !routing.split.some((s) => s.version === v));
 }
 
 /**
@@ -147,7 +161,7 @@ export function cookieRegex(name: string, m: RouteMatcher): string {
  *  outlive them on a client). */
 export function routedClusters(r: Routing, dialect: Dialect): string[] {
   const cluster = (v: string) => clusterName(r.service.name, v, r.service);
-  const names = [...r.split.map((s) => s.version), ...r.headerRoutes.map((h) => h.version)].map(cluster);
+  const names = [...heldVersions(r, dialect), ...r.split.map((s) => s.version), ...r.headerRoutes.map((h) => h.version)].map(cluster);
   if (r.mirror && dialect.mirrorPolicy(cluster(r.mirror.version), r.mirror.percent)) names.push(cluster(r.mirror.version));
   return [...new Set(names)];
 }

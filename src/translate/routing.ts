@@ -33,6 +33,11 @@ export interface Routing {
   /** Copy this share (0 < percent <= 100) of the requests the weighted split and the stable
    *  routes carry to a version, discarding its answers (for the kinds of client that can). */
   mirror?: { version: string; percent: number };
+  /** Versions that take no traffic but that clients should keep (a rolled-back canary, one whose
+   *  first weight is still to come, the stable version while the canary takes 100%): listed at
+   *  weight 0 for the kinds that subscribe to clusters by name (Dialect.holdsIdleVersions), so
+   *  that a rollback and the next weight step re-subscribe nothing. Never a version of `split`. */
+  held?: readonly string[];
 }
 
 /** 100% to the stable version: a service without an active rollout. */

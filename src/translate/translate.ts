@@ -20,8 +20,8 @@ export function translateEnvoy(routings: readonly Routing[], listener: EnvoyList
   return kind.assemble(routings.map((r) => kind.part(r)));
 }
 
-/** Per kind and service: the routing a part was built from (as JSON) and the part. */
-type Memo = Map<string, Map<string, { key: string; part: ServicePart }>>;
+/** Per kind and service: the routing a part was built from (the object, and as JSON) and the part. */
+type Memo = Map<string, Map<string, { routing: Routing; key: string; part: ServicePart }>>;
 
 /** The translation of each kind, remembering each service's part until its routing changes. */
 export class Translator {
@@ -31,19 +31,25 @@ export class Translator {
     for (const k of kinds) this.memo.set(k.name, new Map());
   }
 
-  /** One service's part for a kind; throws when it does not translate. */
+  /** One service's part for a kind; throws when it does not translate. The same routing object
+   *  is a hit without comparing anything (the reconciler hands an unchanged service's routing
+   *  back as it was); an equal routing is a hit by its JSON. */
   part(kind: ClientKind, r: Routing): ServicePart {
     const memo = this.memo.get(kind.name)!;
-    const key = JSON.stringify(r);
     const hit = memo.get(r.service.name);
-    if (hit && hit.key === key) return hit.part;
+    if (hit?.routing === r) return hit.part;
+    const key = JSON.stringify(r);
+    if (hit && hit.key === key) {
+      hit.routing = r;
+      return hit.part;
+    }
     const part = kind.part(r);
-    memo.set(r.service.name, { key, part });
+    memo.set(r.service.name, { routing: r, key, part });
     return part;
   }
 
   /** Drops services that are gone. */
-  forgetAllBut(services: ReadonlySet<string>): void {
-    for (const memo of this.memo.values()) for (const name of memo.keys()) if (!services.has(name)) memo.delete(name);
+  forget(services: Iterable<string>): void {
+    for (const name of services) for (const memo of this.memo.values()) memo.delete(name);
   }
 }

@@ -58,6 +58,15 @@ class Nested<T> {
     if (byType!.size === 0) this.map.delete(group);
   }
 
+  /** The type's map, created empty when missing (the caller fills it, or removes it again). */
+  typeMap(group: string, typeUrl: string): Map<string, T> {
+    let byType = this.map.get(group);
+    if (!byType) this.map.set(group, (byType = new Map()));
+    let byKey = byType.get(typeUrl);
+    if (!byKey) byType.set(typeUrl, (byKey = new Map()));
+    return byKey;
+  }
+
   replaceType(group: string, typeUrl: string, byKey: Map<string, T> | undefined): void {
     let byType = this.map.get(group);
     if (!byKey || byKey.size === 0) {
@@ -132,6 +141,66 @@ export class ResourceCache {
     const changed = new Set(next.keys());
     for (const l of this.listeners) l(group, changed, owners);
     return changed;
+  }
+
+  /**
+   * Changes some resources of a group, leaving the others as they are: work in the size of the
+   * change, not of the group (a change to one of 10,000 services touches its own resources). Per
+   * type, `remove` names go away and `put` resources are added or replace theirs; a put whose
+   * version and owners did not change keeps the old identity, so nothing is re-sent for it.
+   * Tells listeners which types changed, as `set` does. A rejected patch changes nothing.
+   */
+  patch(group: string, changes: Readonly<Record<string, { readonly put?: readonly Resource[]; readonly remove?: readonly string[] }>>): ReadonlySet<string> {
+    for (const [typeUrl, { put = [] }] of Object.entries(changes)) {
+      const seen = new Set<string>();
+      for (const r of put) {
+        if (r.typeUrl !== typeUrl) throw new Error(`resource ${r.name} is ${r.typeUrl}, not ${typeUrl}`);
+        if (seen.has(r.name)) throw new Error(`duplicate ${typeUrl} resource ${r.name}`);
+        seen.add(r.name);
+      }
+    }
+    let types = this.groups.get(group);
+    if (!types) this.groups.set(group, (types = new Map()));
+    const changed = new Set<string>();
+    const owners = new Set<string>();
+    for (const [typeUrl, { put = [], remove = [] }] of Object.entries(changes)) {
+      // The cache made every map it holds: changing it in place is safe.
+      let map = types.get(typeUrl) as Map<string, Resource> | undefined;
+      if (!map) types.set(typeUrl, (map = new Map()));
+      const index = this.ownerIndex(group, typeUrl);
+      let touched = false;
+      const putNames = new Set(put.map((r) => r.name));
+      for (const name of remove) {
+        const old = map.get(name);
+        if (!old || putNames.has(name)) continue;
+        map.delete(name);
+        unindexOwners(index, old);
+        for (const o in old.owners) owners.add(o);
+        touched = true;
+      }
+      for (const r of put) {
+        const old = map.get(r.name);
+        if (old !== undefined && old.version === r.version && sameOwners(old.owners, r.owners)) continue;
+        map.set(r.name, r);
+        if (old) unindexOwners(index, old);
+        indexOwners(index, r);
+        for (const o in r.owners) if (old?.owners[o] !== r.owners[o]) owners.add(o);
+        if (old) for (const o in old.owners) if (!(o in r.owners)) owners.add(o);
+        touched = true;
+      }
+      if (index.size === 0) this.owned.replaceType(group, typeUrl, undefined);
+      if (!touched) continue;
+      changed.add(typeUrl);
+      this.views.replaceType(group, typeUrl, undefined);
+    }
+    if (changed.size === 0) return NONE;
+    for (const l of this.listeners) l(group, changed, owners);
+    return changed;
+  }
+
+  /** The owner index of a group's type, created empty when missing (patch keeps it current). */
+  private ownerIndex(group: string, typeUrl: string): Map<string, Map<string, Resource>> {
+    return this.owned.typeMap(group, typeUrl) as Map<string, Map<string, Resource>>;
   }
 
   resources(group: string, typeUrl: string): ReadonlyMap<string, Resource> {
@@ -243,6 +312,21 @@ function changedOwners(before: ReadonlyMap<string, Resource>, after: ReadonlyMap
     if (old) for (const o in old.owners) if (!(o in r.owners)) out.add(o);
   }
   for (const [name, old] of before) if (!after.has(name)) for (const o in old.owners) out.add(o);
+}
+
+function indexOwners(index: Map<string, Map<string, Resource>>, r: Resource): void {
+  for (const o in r.owners) {
+    let names = index.get(o);
+    if (!names) index.set(o, (names = new Map()));
+    names.set(r.name, r);
+  }
+}
+
+function unindexOwners(index: Map<string, Map<string, Resource>>, r: Resource): void {
+  for (const o in r.owners) {
+    const names = index.get(o);
+    if (names?.get(r.name) === r && names.delete(r.name) && names.size === 0) index.delete(o);
+  }
 }
 
 function byOwner(resources: ReadonlyMap<string, Resource>): Map<string, ReadonlyMap<string, Resource>> {

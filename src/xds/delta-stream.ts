@@ -121,6 +121,7 @@ export class DeltaStream extends XdsStream {
       for (const [name, version] of initial) st.known.set(name, version);
       if (st.wildcard) this.joinSelected(typeUrl, true, []);
     }
+    st.requests++;
     // Subscription changes count whatever the nonce says.
     let whole = first; // whether the whole type must be looked at
     const touched: string[] = [];

@@ -77,11 +77,14 @@ export function nodeFromRequest(raw: RawNode): XdsNode {
   };
 }
 
-/** Order in which an aggregated stream applies a change: make before break. */
+/** Order in which an aggregated stream applies a change: make before break. Routing scopes
+ *  (SRDS) before the route configurations they name: a client asks for a scope's routes once it
+ *  has the scope. */
 export const PUSH_ORDER: readonly string[] = [
   TypeUrl.Cluster,
   TypeUrl.ClusterLoadAssignment,
   TypeUrl.Listener,
+  TypeUrl.ScopedRouteConfiguration,
   TypeUrl.RouteConfiguration,
 ];
 
@@ -93,5 +96,5 @@ export function byPushOrder(a: string, b: string): number {
 
 /** Types whose state-of-the-world responses carry the complete set when subscribed by wildcard. */
 export function isWildcardCapable(typeUrl: string): boolean {
-  return typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.Cluster;
+  return typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.Cluster || typeUrl === TypeUrl.ScopedRouteConfiguration;
 }

@@ -80,6 +80,7 @@ export const TypeUrl = {
   RouteConfiguration: `${TYPE_PREFIX}envoy.config.route.v3.RouteConfiguration`,
   Cluster: `${TYPE_PREFIX}envoy.config.cluster.v3.Cluster`,
   ClusterLoadAssignment: `${TYPE_PREFIX}envoy.config.endpoint.v3.ClusterLoadAssignment`,
+  ScopedRouteConfiguration: `${TYPE_PREFIX}envoy.config.route.v3.ScopedRouteConfiguration`,
 } as const;
 export type KnownTypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];
 

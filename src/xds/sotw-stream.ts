@@ -35,6 +35,7 @@ export class SotwStream extends XdsStream {
     let st = this.types.get(typeUrl);
     const first = !st;
     if (!st) this.types.set(typeUrl, (st = new SotwTypeState(typeUrl)));
+    st.requests++;
     // The names are the client's whole current wish, so they are honoured even from a request
     // with a stale nonce; only ACK/NACK meaning is tied to the latest nonce.
     const subscriptionChanged = st.replaceNames(names, first);

@@ -52,6 +52,9 @@ export class TypeState {
   awaiting = false;
   /** True when the last response kept resources the cache no longer has. */
   retaining = false;
+  /** Requests received for this type (ACKs, NACKs and subscription changes): a client that
+   *  re-subscribes shows here. */
+  requests = 0;
 
   constructor(readonly typeUrl: string) {}
 
@@ -99,6 +102,8 @@ export interface TypeStatus {
   ackedVersion: string | null;
   ackedAt: string | null;
   lastNack: { version: string; message: string; at: string } | null;
+  /** Requests received for the type on this stream. */
+  requests: number;
 }
 
 export type Convergence = 'acked' | 'pending' | 'rejected';
@@ -430,6 +435,7 @@ export abstract class XdsStream {
       lastNack: st.lastNack
         ? { version: st.lastNack.version, message: st.lastNack.message, at: st.lastNack.at.toISOString() }
         : null,
+      requests: st.requests,
     }));
   }
 

@@ -2,7 +2,8 @@
 // flavoured node and a proxyless gRPC node are connected over the same kind of ADS stream. The
 // Envoy sees the request mirror policy appear, change and disappear (each RouteConfiguration
 // decoded strictly against Envoy's protos and ACKed, which moves the rollout on); the gRPC
-// node is never sent anything new, so it holds byte-for-byte the routes it had and ACKs all.
+// node is sent one new route when the rollout starts (the canary held at weight 0, so that its
+// cluster is subscribed before it takes traffic), never a mirror, and ACKs all.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RolloutState } from '../../src/model/rollout.js';
 import { TypeUrl } from '../../src/xds/protos.js';
@@ -77,7 +78,7 @@ describe.each(['sotw', 'delta'] as const)('mirroring over %s ADS', (mode) => {
     await sluice?.stop();
   });
 
-  it('the Envoy node sees the mirror appear, change and disappear; the gRPC node sees nothing new and ACKs everything', async () => {
+  it('the Envoy node sees the mirror appear, change and disappear; the gRPC node sees no mirror and ACKs everything', async () => {
     const before = webRoute();
     expect(before).toEqual({ cluster: 'web-v1' });
     const grpcRoutes = structuredClone(grpc.held(TypeUrl.RouteConfiguration).get('web'));
@@ -95,6 +96,13 @@ describe.each(['sotw', 'delta'] as const)('mirroring over %s ADS', (mode) => {
       ],
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
+
+    // The gRPC node: the canary joins its route at weight 0 (held), once.
+    const held = (await grpc.awaitPush(TypeUrl.RouteConfiguration)).get('web')!;
+    const heldRoute = list(list(held.virtual_hosts)[0]!.routes).at(-1)!.route as Obj;
+    expect(heldRoute).toEqual({ weighted_clusters: { clusters: [{ name: 'web-v2', weight: 0 }, { name: 'web-v1', weight: 100 }] } });
+    await grpc.fetch(TypeUrl.Cluster, ['web-v1', 'web-v2']);
+    await grpc.fetch(TypeUrl.ClusterLoadAssignment, ['web-v1', 'web-v2']);
 
     // Appears: the plain stable route plus a policy copying every request to the canary.
     await envoy.awaitPush(TypeUrl.RouteConfiguration);
@@ -136,9 +144,12 @@ describe.each(['sotw', 'delta'] as const)('mirroring over %s ADS', (mode) => {
     expect(danglingClusters(envoy)).toEqual([]);
     for (const t of [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener]) expect(envoy.unread(t), t).toBe(0);
 
-    // The gRPC node: not one response since it synced, the same routes, everything ACKed.
+    // The gRPC node: not one response since the held route (the rollback keeps the canary held
+    // too), never a mirror, everything ACKed.
     for (const t of Object.values(TypeUrl)) expect(grpc.unread(t), t).toBe(0);
-    expect(grpc.held(TypeUrl.RouteConfiguration).get('web')).toEqual(grpcRoutes);
+    expect(grpc.held(TypeUrl.RouteConfiguration).get('web')).toEqual(held);
+    expect(JSON.stringify(held)).not.toMatch(/mirror/);
+    expect(JSON.stringify(grpcRoutes)).not.toEqual(JSON.stringify(held));
     expect(grpc.problems).toEqual([]);
     for (const id of [grpcNode.id, `envoy-${mode}`]) {
       const types = (await fleetNode(id)).types as Record<string, Obj>;
@@ -148,6 +159,7 @@ describe.each(['sotw', 'delta'] as const)('mirroring over %s ADS', (mode) => {
       }
     }
     const grpcRdsAfter = ((await fleetNode(grpcNode.id)).types as Record<string, Obj>)[TypeUrl.RouteConfiguration]!;
-    expect(grpcRdsAfter.ackedVersion).toBe(grpcRdsBefore.ackedVersion);
+    expect(grpcRdsAfter.ackedVersion).not.toBe(grpcRdsBefore.ackedVersion);
+    expect(grpcRdsAfter.ackedVersion).toBe(grpcRdsAfter.sentVersion);
   });
 });

@@ -153,7 +153,7 @@ describe.each(['sotw', 'delta'] as const)('an Envoy node over %s ADS', (mode) =>
 
   it('receives only resources that decode strictly against their protos', () => {
     expect(envoy.problems).toEqual([]);
-    for (const t of Object.values(TypeUrl)) expect(envoy.held(t).size, t).toBeGreaterThan(0);
+    for (const t of [TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment]) expect(envoy.held(t).size, t).toBeGreaterThan(0);
   });
 
   it('holds a consistent set: routes name served clusters, EDS clusters have endpoints, listeners their routes', () => {

@@ -150,12 +150,13 @@ describe('routingOf: what the rollout state mirrors', () => {
 
   it('mirrors to the canary while the rollout is active and the canary does not take every request', () => {
     let s = createRollout('r', spec, 'v1', at(0), 'test');
-    expect(routingOf(echo, s)).toEqual({ ...stableRouting(echo), mirror: { version: 'v2', percent: 25 } });
+    // The canary takes no traffic yet: held (gRPC clients keep its cluster subscribed).
+    expect(routingOf(echo, s)).toEqual({ ...stableRouting(echo), mirror: { version: 'v2', percent: 25 }, held: ['v2'] });
     s = transition(s, { type: 'fleetAcked', canaryWeight: 0, mirrorPercent: 25, nodes: 1 }, at(1), 'fleet').state;
     expect(s.canaryWeight).toBe(100);
     expect(routingOf(echo, s).mirror).toBeUndefined(); // nothing left to copy
     const rolledBack = transition(s, { type: 'rollback' }, at(2), 'test').state;
-    expect(routingOf(echo, rolledBack)).toEqual(stableRouting(echo));
+    expect(routingOf(echo, rolledBack)).toEqual({ ...stableRouting(echo), held: ['v2'] });
   });
 
   it('reads a rollout stored before mirroring existed (no mirrorPercent) as mirroring nothing', () => {

@@ -261,3 +261,68 @@ describe('ResourceCache.view', () => {
     expect(cache.view('nope', CDS, WILDCARD).resources.size).toBe(0);
   });
 });
+
+describe('ResourceCache.patch', () => {
+  const owned = (name: string, owner: string, port = 8080) =>
+    makeResource(
+      EDS,
+      name,
+      encodeMessage('envoy.config.endpoint.v3.ClusterLoadAssignment', {
+        cluster_name: name,
+        endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.9', port_value: port } } } }] }],
+      }),
+      {},
+      [owner],
+    );
+
+  it('adds, replaces and removes only the named resources; the rest keep their identity', () => {
+    const cache = new ResourceCache();
+    const [a, b, c] = [cluster('a'), cluster('b'), cluster('c')];
+    cache.set('g', { [CDS]: [a, b, c] });
+    const seen: [string, string[], string[]][] = [];
+    cache.onChange((group, types, owners) => seen.push([group, [...types], [...owners]]));
+    const b2 = cluster('b', { connect_timeout: { seconds: 9 } });
+    const d = cluster('d');
+    expect([...cache.patch('g', { [CDS]: { put: [b2, d], remove: ['c'] } })]).toEqual([CDS]);
+    const now = cache.resources('g', CDS);
+    expect([...now.keys()].sort()).toEqual(['a', 'b', 'd']);
+    expect(now.get('a')).toBe(a);
+    expect(now.get('b')).toBe(b2);
+    expect(seen).toEqual([['g', [CDS], []]]);
+    // The same content again changes nothing and tells nobody.
+    expect(cache.patch('g', { [CDS]: { put: [cluster('b', { connect_timeout: { seconds: 9 } })], remove: ['zzz'] } }).size).toBe(0);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('keeps the owner index and reports the owners whose part changed', () => {
+    const cache = new ResourceCache();
+    cache.patch('g', { [EDS]: { put: [owned('x-v1', 'x'), owned('y-v1', 'y')] } });
+    expect([...cache.owners('g', EDS)].sort()).toEqual(['x', 'y']);
+    let owners: string[] = [];
+    cache.onChange((_g, _t, o) => (owners = [...o]));
+    cache.patch('g', { [EDS]: { put: [owned('x-v1', 'x', 9090)], remove: ['y-v1'] } });
+    expect(owners.sort()).toEqual(['x', 'y']);
+    expect([...cache.owners('g', EDS)]).toEqual(['x']);
+    expect([...cache.ownedBy('g', EDS, 'x')!.keys()]).toEqual(['x-v1']);
+    expect(cache.ownedBy('g', EDS, 'y')).toBeUndefined();
+    // A resource moving to another owner leaves the old one's index.
+    cache.patch('g', { [EDS]: { put: [owned('x-v1', 'z', 9090)] } });
+    expect(owners.sort()).toEqual(['x', 'z']);
+    expect([...cache.owners('g', EDS)]).toEqual(['z']);
+  });
+
+  it('gives views built afterwards the new content, and changes nothing when it is rejected', () => {
+    const cache = new ResourceCache();
+    cache.patch('g', { [CDS]: { put: [cluster('a')] } });
+    cache.retainView('g', CDS, WILDCARD);
+    const before = cache.view('g', CDS, WILDCARD);
+    cache.patch('g', { [CDS]: { put: [cluster('b')] } });
+    const after = cache.view('g', CDS, WILDCARD);
+    expect(after.version).not.toBe(before.version);
+    expect([...after.resources.keys()]).toEqual(['a', 'b']);
+    expect(() => cache.patch('g', { [CDS]: { put: [cluster('c'), cluster('c')] } })).toThrow('duplicate');
+    expect(() => cache.patch('g', { [CDS]: { put: [cluster('d')] }, [LDS]: { put: [cluster('e')] } })).toThrow('is type.googleapis.com/envoy.config.cluster.v3.Cluster');
+    expect([...cache.resources('g', CDS).keys()]).toEqual(['a', 'b']);
+    expect(cache.view('g', CDS, WILDCARD).version).toBe(after.version);
+  });
+});
