@@ -130,7 +130,7 @@ server.addService(
 );
 
 /** The push: every stream subscribed to routes gets the new RouteConfiguration. */
-const marks: { group: string; start: number; end: number; changed: number }[] = [];
+const marks: { group: string; start: number; end: number; changed: number; idle?: number }[] = [];
 
 function push(canaryWeight: number): number {
   const start = nowMs();
@@ -142,7 +142,10 @@ function push(canaryWeight: number): number {
     c.call.write(body(c.group, TypeUrl.RouteConfiguration, key));
     n++;
   }
-  marks.push({ group: 'grpc', start, end: nowMs(), changed: 1 });
+  const mark = { group: 'grpc', start, end: nowMs(), changed: 1, idle: undefined as number | undefined };
+  // HTTP/2 hands queued writes to the socket when the event loop gets to its check phase.
+  setImmediate(() => (mark.idle = nowMs()));
+  marks.push(mark);
   if (marks.length > 1000) marks.splice(0, marks.length - 1000);
   return n;
 }

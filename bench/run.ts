@@ -217,6 +217,8 @@ interface Timed {
   preludeMs: number;
   /** The synchronous loop handing the new routes to every stream. */
   loopMs: number;
+  /** From the end of the loop until the event loop could hand its writes to the socket. */
+  afterLoopMs: number;
   /** Server CPU from the trigger until the last stream had the change. */
   serverCpuMs: number;
   /** CDS and EDS requests the fleet sent because of the change (re-subscriptions and their ACKs), per stream. */
@@ -233,7 +235,7 @@ async function timedPush(server: Server, trigger: () => Promise<unknown>, exclud
   const triggerMs = nowMs() - t0;
   const stamps = await Promise.all(gens.map((g) => g.call<Float64Array>('collect', { tag: server.kind, timeoutMs: COLLECT_TIMEOUT, exclude })));
   const cpu1 = await server.child.call('cpu');
-  const marks: { group: string; start: number; end: number }[] = await server.child.call('marks');
+  const marks: { group: string; start: number; end: number; idle?: number }[] = await server.child.call('marks');
   const loop = marks.find((m) => m.group === 'grpc');
   const all = new Float64Array(stamps.reduce((n, s) => n + s.length, 0));
   let o = 0;
@@ -243,6 +245,7 @@ async function timedPush(server: Server, trigger: () => Promise<unknown>, exclud
     triggerMs,
     preludeMs: loop ? loop.start - t0 : NaN,
     loopMs: loop ? loop.end - loop.start : NaN,
+    afterLoopMs: loop?.idle !== undefined ? loop.idle - loop.end : NaN,
     serverCpuMs: cpuMsBetween(cpu0, cpu1),
   };
 }
@@ -400,7 +403,7 @@ async function fanout(n: number, withStorm: boolean): Promise<FanoutResult[]> {
         });
         note(
           `${server.kind}: N=${n} ${op} #${rep + 1}: p50 ${d.p50} p99 ${d.p99} max ${d.max} ms ` +
-            `(before the loop ${round(res.preludeMs)} ms, loop ${round(res.loopMs)} ms, REST reply ${round(res.triggerMs)} ms, ` +
+            `(before the loop ${round(res.preludeMs)} ms, loop ${round(res.loopMs)} ms, after it ${round(res.afterLoopMs)} ms, REST reply ${round(res.triggerMs)} ms, ` +
             `server CPU ${round(res.serverCpuMs)} ms, CDS+EDS requests/stream ${res.cdsEdsPerStream}${d.missing ? `, ${d.missing} missing` : ''})`,
         );
       }

@@ -119,13 +119,19 @@ if (mode === 'app') {
 
 // Timing marks around cache.set (which runs the fan-out loop over every stream of the group
 // synchronously), on the clock the orchestrator uses: what comes before the loop (REST, store,
-// translation) and the loop itself are told apart.
-const marks: { group: string; start: number; end: number; changed: number }[] = [];
+// translation), the loop itself, and what holds the loop's writes after it are told apart.
+const marks: { group: string; start: number; end: number; changed: number; idle?: number }[] = [];
 function marked<A extends unknown[]>(fn: (group: string, ...rest: A) => ReadonlySet<string>): (group: string, ...rest: A) => ReadonlySet<string> {
   return (group, ...rest) => {
     const start = nowMs();
     const changed = fn(group, ...rest);
-    if (changed.size > 0) marks.push({ group, start, end: nowMs(), changed: changed.size });
+    if (changed.size > 0) {
+      const mark = { group, start, end: nowMs(), changed: changed.size, idle: undefined as number | undefined };
+      // HTTP/2 hands queued writes to the socket when the event loop gets to its check phase:
+      // whatever runs synchronously after the loop delays every stream.
+      setImmediate(() => (mark.idle = nowMs()));
+      marks.push(mark);
+    }
     if (marks.length > 1000) marks.splice(0, marks.length - 1000);
     return changed;
   };

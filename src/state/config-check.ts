@@ -22,8 +22,8 @@ export function checkNames(candidate: DesiredState, changed: readonly string[]):
   const wantedDomains = new Set(changedServices.flatMap((s) => domainsOf(s).map((d) => d.toLowerCase())));
   // Unchanged services claim first (the first by name, as if they went in name order), so the
   // error names the change, never the innocent.
-  const clusters = new Map<string, { service: string; version: string }>();
-  const domains = new Map<string, string>();
+  const claims = new NameClaims();
+  const { clusters, domains } = claims;
   for (const service of candidate.services.values()) {
     if (mine.has(service.name)) continue;
     for (const { cluster, version } of clustersOf(service)) {
@@ -38,24 +38,7 @@ export function checkNames(candidate: DesiredState, changed: readonly string[]):
       if (owner === undefined || owner > service.name) domains.set(key, service.name);
     }
   }
-  for (const service of changedServices) {
-    for (const { cluster, version } of clustersOf(service)) {
-      const owner = clusters.get(cluster);
-      if (owner)
-        problems.push({
-          service: service.name,
-          field: `versions.${version}.cluster`,
-          message: `cluster "${cluster}" of version "${version}" is already used by service "${owner.service}" version "${owner.version}"`,
-        });
-      else clusters.set(cluster, { service: service.name, version });
-    }
-    for (const d of domainsOf(service)) {
-      const key = d.toLowerCase();
-      const owner = domains.get(key);
-      if (owner !== undefined && owner !== service.name) problems.push({ service: service.name, field: 'domains', message: `domain "${d}" is already used by service "${owner}"` });
-      else if (owner === undefined) domains.set(key, service.name);
-    }
-  }
+  for (const service of changedServices) problems.push(...claims.claim(service, { evenIfConflicting: true }));
   return problems;
 }
 
@@ -77,4 +60,40 @@ export function checkRollouts(candidate: DesiredState, changed: readonly string[
       problems.push({ service: name, field: 'stable', message: `stable is "${r.stable}" while a rollout runs; promote or roll back instead` });
   }
   return problems;
+}
+
+/** Who claimed each cluster and domain, built one service at a time: start-up checks every
+ *  stored service in one pass instead of one whole-configuration check per service. */
+export class NameClaims {
+  readonly clusters = new Map<string, { service: string; version: string }>();
+  readonly domains = new Map<string, string>();
+
+  /** The service's conflicts with what is claimed (and between its own versions). Its free names
+   *  are claimed when it has no conflict, or always with `evenIfConflicting`. */
+  claim(service: NamedService, opts: { evenIfConflicting?: boolean } = {}): ConfigProblem[] {
+    const problems: ConfigProblem[] = [];
+    const clusters = new Map<string, { service: string; version: string }>();
+    for (const { cluster, version } of clustersOf(service)) {
+      const owner = this.clusters.get(cluster) ?? clusters.get(cluster);
+      if (owner)
+        problems.push({
+          service: service.name,
+          field: `versions.${version}.cluster`,
+          message: `cluster "${cluster}" of version "${version}" is already used by service "${owner.service}" version "${owner.version}"`,
+        });
+      else clusters.set(cluster, { service: service.name, version });
+    }
+    const domains = new Set<string>();
+    for (const d of domainsOf(service)) {
+      const key = d.toLowerCase();
+      const owner = this.domains.get(key);
+      if (owner !== undefined && owner !== service.name) problems.push({ service: service.name, field: 'domains', message: `domain "${d}" is already used by service "${owner}"` });
+      else if (owner === undefined) domains.add(key);
+    }
+    if (problems.length === 0 || opts.evenIfConflicting) {
+      for (const [cluster, owner] of clusters) this.clusters.set(cluster, owner);
+      for (const key of domains) this.domains.set(key, service.name);
+    }
+    return problems;
+  }
 }

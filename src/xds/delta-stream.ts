@@ -195,7 +195,7 @@ export class DeltaStream extends XdsStream {
     } else {
       this.accept(st, response);
       st.ackedVersion = response.version;
-      st.ackedAt = new Date();
+      st.ackedAt = Date.now();
       this.host.acked(this, st.typeUrl, response.version);
       this.releaseRetained(st.typeUrl);
     }
@@ -274,7 +274,7 @@ export class DeltaStream extends XdsStream {
     }
     const nonce = this.nextNonce();
     st.sentVersion = st.known.digest();
-    st.sentAt = new Date();
+    st.sentAt = Date.now();
     st.nonce = nonce;
     st.awaiting = true;
     this.remember(st, { nonce, version: st.sentVersion, changes });

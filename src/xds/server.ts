@@ -19,7 +19,7 @@ import { methodsOf, Service, serviceDefinition } from './services.js';
 import type { DiscoveryRequest } from './sotw-stream.js';
 import { SotwStream } from './sotw-stream.js';
 import type { Nack, StreamHost, TypeStatus } from './stream.js';
-import { ProtocolError, XdsStream } from './stream.js';
+import { cacheChange, ProtocolError, XdsStream } from './stream.js';
 import { Field, bytesField } from './wire.js';
 import { nodeFromRequest } from './node.js';
 import type { XdsPeer } from './peer.js';
@@ -99,7 +99,10 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
     this.limits = resolveLimits(opts.limits);
     this.cache.onChange((group, types, owners) => {
       const streams = this.streamsByGroup.get(group);
-      if (streams) for (const s of streams) s.onCacheChange(group, types, owners);
+      if (streams) {
+        const change = cacheChange(group, types, owners);
+        for (const s of streams) s.onCacheChange(change);
+      }
       if (owners.size > 0) this.fleetIndex.cacheChanged(owners);
     });
   }

@@ -77,7 +77,7 @@ export class SotwStream extends XdsStream {
     const nonce = this.nextNonce();
     st.sent = view.resources;
     st.sentVersion = view.version;
-    st.sentAt = new Date();
+    st.sentAt = Date.now();
     st.nonce = nonce;
     st.awaiting = true;
     this.write(appendStringField(view.body, Field.response.nonce, nonce));

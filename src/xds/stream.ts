@@ -42,11 +42,12 @@ export class TypeState {
   sentVersion = '';
   /** What the client was told to hold, as of the latest response. */
   sent: ResourceSet = EMPTY_SET;
-  sentAt?: Date;
+  /** Epoch ms (a number, not a Date: set on every push to every stream). */
+  sentAt?: number;
   ackedVersion = '';
   /** What the client accepted. */
   acked: ResourceSet = EMPTY_SET;
-  ackedAt?: Date;
+  ackedAt?: number;
   lastNack?: Nack;
   /** True while the last response is neither ACKed nor NACKed. */
   awaiting = false;
@@ -107,6 +108,19 @@ export interface TypeStatus {
 }
 
 export type Convergence = 'acked' | 'pending' | 'rejected';
+
+/** One change of a cache group, as every stream of the group sees it. */
+export interface CacheChange {
+  group: string;
+  /** The changed types in make-before-break order (types outside PUSH_ORDER last). */
+  types: readonly string[];
+  /** Owners whose resources changed. */
+  owners: readonly string[];
+}
+
+export function cacheChange(group: string, typeUrls: ReadonlySet<string>, owners: ReadonlySet<string>): CacheChange {
+  return { group, types: [...typeUrls].sort(byPushOrder), owners: [...owners] };
+}
 
 /** Where one stream stands for one owner; `none` when it holds, selects and is about to ask
  *  for nothing that carries the owner (it does not count for it). */
@@ -218,7 +232,7 @@ export abstract class XdsStream {
     } else {
       st.acked = st.sent;
       st.ackedVersion = st.sentVersion;
-      st.ackedAt = new Date();
+      st.ackedAt = Date.now();
       this.host.acked(this, st.typeUrl, st.ackedVersion);
       this.releaseRetained(st.typeUrl);
     }
@@ -230,18 +244,18 @@ export abstract class XdsStream {
     this.host.attached(this);
   }
 
-  /** The cache changed: push the affected types in make-before-break order (types outside
-   *  PUSH_ORDER last, in the order given), and join owners that now concern this stream.
-   *  Runs for every stream of the group: allocates nothing. */
-  onCacheChange(group: string, typeUrls: ReadonlySet<string>, owners: ReadonlySet<string>): void {
-    if (this.closed || group !== this.group) return;
-    for (const t of PUSH_ORDER) if (typeUrls.has(t) && this.types.has(t)) this.push(t);
-    for (const t of typeUrls) if (!PUSH_ORDER.includes(t) && this.types.has(t)) this.push(t);
-    for (const o of owners) if (!this.owners.has(o)) this.joinIfConcerned(o, typeUrls);
+  /** The cache changed: push the affected types in make-before-break order, and join owners
+   *  that now concern this stream. Runs for every stream of the group, 10,000 in a row after a
+   *  rollback: indexed loops over arrays made once per change, no iterator, no allocation. */
+  onCacheChange(change: CacheChange): void {
+    if (this.closed || change.group !== this.group) return;
+    const { types, owners } = change;
+    for (let i = 0; i < types.length; i++) if (this.types.has(types[i]!)) this.push(types[i]!);
+    for (let i = 0; i < owners.length; i++) if (!this.owners.has(owners[i]!)) this.joinIfConcerned(owners[i]!, types);
   }
 
   /** Joins `owner` if this stream selects, or is about to ask for, one of its resources. */
-  private joinIfConcerned(owner: string, typeUrls: ReadonlySet<string>): void {
+  private joinIfConcerned(owner: string, typeUrls: readonly string[]): void {
     for (const t of typeUrls) {
       const carrying = this.host.cache.ownedBy(this.group, t, owner);
       if (!carrying) continue;
@@ -429,9 +443,9 @@ export abstract class XdsStream {
       typeUrl: st.typeUrl,
       subscription: st.wildcard ? '*' : [...st.names].sort(),
       sentVersion: st.sentVersion || null,
-      sentAt: st.sentAt?.toISOString() ?? null,
+      sentAt: st.sentAt === undefined ? null : new Date(st.sentAt).toISOString(),
       ackedVersion: st.ackedVersion || null,
-      ackedAt: st.ackedAt?.toISOString() ?? null,
+      ackedAt: st.ackedAt === undefined ? null : new Date(st.ackedAt).toISOString(),
       lastNack: st.lastNack
         ? { version: st.lastNack.version, message: st.lastNack.message, at: st.lastNack.at.toISOString() }
         : null,
