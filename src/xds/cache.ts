@@ -13,6 +13,16 @@ export interface View {
   readonly resources: ResourceSet;
   /** version_info + resources + type_url + control_plane fields of a DiscoveryResponse. */
   readonly body: Buffer;
+  /** The body with a nonce, made by the first stream that sends this view and written as it is
+   *  by the others (see SotwStream.framed). */
+  shared?: SharedResponse;
+}
+
+export interface SharedResponse {
+  /** From the process-wide nonce sequence: a stream that has seen a higher one gets its own. */
+  readonly seq: number;
+  readonly nonce: string;
+  readonly bytes: Buffer;
 }
 
 export const WILDCARD = '*';

@@ -43,6 +43,9 @@ export interface AwaitOwnerOptions {
   minNodes?: number;
 }
 
+/** Streams a starting wait looks at per turn of the event loop. */
+const SCAN_SLICE = 1000;
+
 /** Per-node counts within one report, so ackedNodes needs no pass over the streams. */
 class NodeTally {
   private readonly byNode = new Map<string, { connected: number; acked: number }>();
@@ -83,6 +86,8 @@ class OwnerWait {
   private readonly tally = new NodeTally();
   private readonly started = performance.now();
   private done = false;
+  /** False until every stream that counted for the owner when the wait began was looked at. */
+  scanned = false;
 
   constructor(
     readonly owner: string,
@@ -130,7 +135,7 @@ class OwnerWait {
   /** Ends the wait if it is settled (or `timedOut`). */
   check(timedOut = false): void {
     if (this.done) return;
-    if (!timedOut && (this.counts.pending > 0 || this.tally.ackedNodes < this.minNodes)) return;
+    if (!timedOut && (!this.scanned || this.counts.pending > 0 || this.tally.ackedNodes < this.minNodes)) return;
     this.done = true;
     this.finish({
       owner: this.owner,
@@ -244,9 +249,23 @@ export class Fleet {
       let set = this.waits.get(owner);
       if (!set) this.waits.set(owner, (set = new Set()));
       set.add(wait);
-      for (const s of this.members(owner)) if (wait.consider(s) === 'none') this.leave(s, owner);
-      wait.check();
-      if (set.has(wait)) timer = setTimeout(() => wait.check(true), opts.timeoutMs);
+      timer = setTimeout(() => wait.check(true), opts.timeoutMs);
+      // A wait usually starts right after a change was handed to every stream, before HTTP/2
+      // has sent it: the first look at 10,000 streams goes in slices, so the writes are not held
+      // back behind it. Streams that answer meanwhile are looked at as they answer.
+      const members = this.members(owner);
+      const scan = (from: number) => {
+        const end = Math.min(members.length, from + SCAN_SLICE);
+        for (let i = from; i < end; i++) {
+          const s = members[i]!;
+          if (!s.closed && wait.consider(s) === 'none') this.leave(s, owner);
+        }
+        if (end < members.length) return void setImmediate(scan, end);
+        wait.scanned = true;
+        wait.check();
+      };
+      if (members.length <= SCAN_SLICE) scan(0);
+      else setImmediate(scan, 0);
     });
   }
 

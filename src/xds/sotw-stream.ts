@@ -1,5 +1,5 @@
 // State-of-the-world xDS on one stream (ADS or a per-type service).
-import type { View } from './cache.js';
+import type { SharedResponse, View } from './cache.js';
 import { WILDCARD } from './cache.js';
 import { checkRequestNames } from './limits.js';
 import type { RawNode } from './node.js';
@@ -21,7 +21,14 @@ export interface DiscoveryRequest {
 class SotwTypeState extends TypeState {
   /** The selection key retained in the cache for this stream ('' before the first request). */
   retainedKey = '';
+  /** The highest nonce sequence number sent for this type. */
+  lastSeq = 0;
 }
+
+/** Nonces come from one increasing sequence for every SotW stream of the process, so a response
+ *  can be shared: 10,000 streams sent the same view after a change write the same bytes (one
+ *  allocation, not one per stream), and a stream still never sees a nonce twice for a type. */
+let nonceSeq = 0;
 
 export class SotwStream extends XdsStream {
   readonly flavour = 'sotw' as const;
@@ -74,13 +81,13 @@ export class SotwStream extends XdsStream {
     // Unchanged content is never re-sent, and in particular not a version the client NACKed.
     if (!force && view.version === st.sentVersion) return;
     const clustersBefore = typeUrl === TypeUrl.Cluster ? st.sent : undefined;
-    const nonce = this.nextNonce();
+    const response = framed(view, st);
     st.sent = view.resources;
     st.sentVersion = view.version;
     st.sentAt = Date.now();
-    st.nonce = nonce;
+    st.nonce = response.nonce;
     st.awaiting = true;
-    this.write(appendStringField(view.body, Field.response.nonce, nonce));
+    this.write(response.bytes);
     if (this.types.size < PUSH_TYPES) this.joinReferenced(st);
     if (clustersBefore) this.resendEndpointsOf(st.sent, clustersBefore);
   }
@@ -113,3 +120,20 @@ export class SotwStream extends XdsStream {
 
 /** The types a client of every kind subscribes to: below that, some referenced type may be missing. */
 const PUSH_TYPES = 4;
+
+/** The view's response with a nonce this type state has not seen: the view's shared one, made on
+ *  first use with the next sequence number, or — when this stream already had it or a later one
+ *  (a forced re-send of the same view) — one of its own. */
+function framed(view: View, st: SotwTypeState): SharedResponse {
+  const shared = view.shared;
+  if (shared && shared.seq > st.lastSeq) {
+    st.lastSeq = shared.seq;
+    return shared;
+  }
+  const seq = ++nonceSeq;
+  const nonce = String(seq);
+  const response = { seq, nonce, bytes: appendStringField(view.body, Field.response.nonce, nonce) };
+  if (!shared) view.shared = response;
+  st.lastSeq = seq;
+  return response;
+}

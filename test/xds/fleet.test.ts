@@ -3,7 +3,7 @@
 // judged on the owner's fragment (a NACK of another owner's change does not count against it).
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DeltaClient, DeltaResponse, SotwClient, SotwResponse } from '../support/ads-client.js';
-import { struct } from '../support/ads-client.js';
+import { channel, struct } from '../support/ads-client.js';
 import type { Harness } from './fixtures.js';
 import { CDS, LDS, RDS, cluster, eventually, listener, route, sharedRoute, startXds } from './fixtures.js';
 
@@ -206,6 +206,33 @@ describe('streams that come and go', () => {
     expect(result).toMatchObject({ timedOut: false, nodes: 0, counts: { disconnected: 1 } });
     expect(states(result)).toEqual([['leaver', 'disconnected']]);
     expect(h.xds.ownerStatus('echo').streams).toEqual([]);
+  });
+
+  it('a wait over more streams than one look takes (2,500) counts every one of them', async () => {
+    h = await startXds();
+    h.set({ [CDS]: [cluster('big-v1', 1, 0, ['big'])] });
+    const N = 2500;
+    const conns = Array.from({ length: 10 }, () => channel(h.port));
+    try {
+      const clients = Array.from({ length: N }, (_, i) => h.sotw({ node: { id: `big-${String(i).padStart(4, '0')}` }, channel: conns[i % conns.length] }));
+      for (const c of clients) c.subscribe(CDS, ['big-v1']);
+      for (const c of clients) c.ack(await c.next(20_000));
+      await eventually(() => expect(h.xds.ownerStatus('big').counts.acked).toBe(N), 20_000);
+      h.set({ [CDS]: [cluster('big-v1', 2, 0, ['big'])] });
+      // Every stream but the last to join answers the change before the wait starts.
+      const last = clients[N - 1]!;
+      for (const c of clients.slice(0, -1)) c.ack(await c.next(20_000, CDS));
+      await last.next(20_000, CDS);
+      await eventually(() => expect(h.xds.ownerStatus('big').counts.acked).toBe(N - 1), 20_000);
+      const silent = await h.xds.awaitOwner('big', { timeoutMs: 1500 });
+      expect(silent).toMatchObject({ timedOut: true, nodes: N, ackedNodes: N - 1, counts: { acked: N - 1, pending: 1 } });
+      expect(silent.streams.filter((s) => s.state === 'pending').map((s) => s.node)).toEqual([last.node!.id]);
+      last.ack(last.received.at(-1)!);
+      const settled = await h.xds.awaitOwner('big', { timeoutMs: 20_000 });
+      expect(settled).toMatchObject({ timedOut: false, ackedNodes: N, counts: { acked: N, pending: 0 } });
+    } finally {
+      for (const c of conns) c.close();
+    }
   });
 
   it('a stream that stops selecting the owner’s resources stops counting for it', async () => {

@@ -78,6 +78,31 @@ describe('ACK', () => {
     expect(t.subscription).toBe('*');
   });
 
+  it('gives streams sent the same view one shared response, and a stream that already had it a nonce of its own', async () => {
+    h.set({ [CDS]: [cluster('a')], [EDS]: [endpoints('a')], [LDS]: [listener('l')] });
+    const a = h.sotw();
+    const b = h.sotw();
+    await subscribed(b, LDS); // b has had one response more than a: per-stream counters would differ
+    await subscribed(a, CDS);
+    await subscribed(b, CDS);
+    await subscribed(a, EDS, ['a']);
+    await subscribed(b, EDS, ['a']);
+    h.set({ [CDS]: [cluster('a', 7)] });
+    const [ca, cb] = [await a.next(5000, CDS), await b.next(5000, CDS)];
+    // The same view after one change: one response for both (the bytes are written as they are).
+    expect(ca.version_info).toBe(cb.version_info);
+    expect(ca.nonce).toBe(cb.nonce);
+    // The cluster changed, so each stream's endpoints are re-sent: the same view each stream
+    // already had, so each gets a nonce it has not seen for the type.
+    const [ea, eb] = [await a.next(5000, EDS), await b.next(5000, EDS)];
+    const firstEds = (c: typeof a) => c.received.find((r) => r.type_url === EDS)!.nonce;
+    expect(ea.nonce).not.toBe(firstEds(a));
+    expect(eb.nonce).not.toBe(firstEds(b));
+    a.ack(ca);
+    a.ack(ea);
+    await eventually(() => expect(typeStatus(a.node!.id!, EDS).ackedVersion).toBe(ea.version_info));
+  });
+
   it('pushes every cache change with a fresh nonce that is unique in the stream', async () => {
     h.set({ [CDS]: [cluster('a')], [EDS]: [endpoints('a')], [LDS]: [listener('l')] });
     const c = h.sotw();
