@@ -39,16 +39,18 @@ const weights = new Map<string, number>();
 let reconciler: Reconciler | undefined;
 let revision = 0;
 
-/** The desired state with each service's canary at its current weight. */
-function desired(): DesiredState {
-  const rollouts = new Map<string, RolloutState>();
-  for (const s of services) {
+/** The desired state with each service's canary at its current weight. Like the state writer,
+ *  a change replaces only its own service's rollout; the others stay the same objects (the
+ *  reconciler is told which service changed, and nothing else is rebuilt). */
+const rollouts = new Map<string, RolloutState>();
+const declared = new Map(services.map((s) => [s.name, s]));
+function desired(changed?: string): DesiredState {
+  for (const s of changed ? services.filter((x) => x.name === changed) : services) {
     const w = weights.get(s.name) ?? 0;
-    if (w === 0) continue;
-    const r = createRollout(s.name, { service: s.name, canary: 'v2', steps: [{ setWeight: w }] }, 'v1', new Date(0), 'bench');
-    rollouts.set(s.name, r);
+    if (w === 0) rollouts.delete(s.name);
+    else rollouts.set(s.name, createRollout(s.name, { service: s.name, canary: 'v2', steps: [{ setWeight: w }] }, 'v1', new Date(0), 'bench'));
   }
-  return { revision: ++revision, services: new Map(services.map((s) => [s.name, s])), rollouts };
+  return { revision: ++revision, services: declared, rollouts: new Map(rollouts) };
 }
 
 async function churn(args: { durationMs: number; awaitAcks: boolean }) {
@@ -70,7 +72,7 @@ async function churn(args: { durationMs: number; awaitAcks: boolean }) {
         if (performance.now() - t0 >= args.durationMs) return;
         weights.set(s.name, ((weights.get(s.name) ?? 0) % 99) + 1);
         changes++;
-        reconciler!.apply({ state: desired(), services: [s.name], urgent: false });
+        reconciler!.apply({ state: desired(s.name), services: [s.name], urgent: false });
         if (args.awaitAcks) {
           awaits++;
           pendingWaits.push(xds.awaitOwner(s.name, { timeoutMs: 10_000 }));

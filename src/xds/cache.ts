@@ -29,8 +29,10 @@ export const WILDCARD = '*';
 export type Selection = typeof WILDCARD | ReadonlySet<string>;
 
 /** `owners`: the owners whose part of the group changed (a fragment changed, or a resource
- *  carrying them appeared or went away) in these types. */
-export type CacheListener = (group: string, typeUrls: ReadonlySet<string>, owners: ReadonlySet<string>) => void;
+ *  carrying them appeared or went away) in these types. `attached`: those of them now carried by
+ *  a resource name that did not carry them before (a stream may newly count for them; a
+ *  fragment that only changed concerns no stream that did not count for its owner already). */
+export type CacheListener = (group: string, typeUrls: ReadonlySet<string>, owners: ReadonlySet<string>, attached: ReadonlySet<string>) => void;
 
 const EMPTY: ReadonlyMap<string, Resource> = new Map();
 const NONE: ReadonlySet<string> = new Set();
@@ -124,6 +126,7 @@ export class ResourceCache {
     // Build every type first, so a rejected set changes nothing.
     const next = new Map<string, ReadonlyMap<string, Resource>>();
     const owners = new Set<string>();
+    const attached = new Set<string>();
     for (const [typeUrl, list] of Object.entries(byType)) {
       const old = before?.get(typeUrl) ?? EMPTY;
       const after = new Map<string, Resource>();
@@ -138,7 +141,7 @@ export class ResourceCache {
       }
       if (!changed) continue;
       next.set(typeUrl, after);
-      changedOwners(old, after, owners);
+      changedOwners(old, after, owners, attached);
     }
     if (next.size === 0) return NONE;
     let types = before;
@@ -149,7 +152,7 @@ export class ResourceCache {
       this.owned.replaceType(group, typeUrl, byOwner(after));
     }
     const changed = new Set(next.keys());
-    for (const l of this.listeners) l(group, changed, owners);
+    for (const l of this.listeners) l(group, changed, owners, attached);
     return changed;
   }
 
@@ -173,6 +176,7 @@ export class ResourceCache {
     if (!types) this.groups.set(group, (types = new Map()));
     const changed = new Set<string>();
     const owners = new Set<string>();
+    const attached = new Set<string>();
     for (const [typeUrl, { put = [], remove = [] }] of Object.entries(changes)) {
       // The cache made every map it holds: changing it in place is safe.
       let map = types.get(typeUrl) as Map<string, Resource> | undefined;
@@ -194,7 +198,10 @@ export class ResourceCache {
         map.set(r.name, r);
         if (old) unindexOwners(index, old);
         indexOwners(index, r);
-        for (const o in r.owners) if (old?.owners[o] !== r.owners[o]) owners.add(o);
+        for (const o in r.owners) {
+          if (old?.owners[o] !== r.owners[o]) owners.add(o);
+          if (!old || !(o in old.owners)) attached.add(o);
+        }
         if (old) for (const o in old.owners) if (!(o in r.owners)) owners.add(o);
         touched = true;
       }
@@ -204,7 +211,7 @@ export class ResourceCache {
       this.views.replaceType(group, typeUrl, undefined);
     }
     if (changed.size === 0) return NONE;
-    for (const l of this.listeners) l(group, changed, owners);
+    for (const l of this.listeners) l(group, changed, owners, attached);
     return changed;
   }
 
@@ -313,12 +320,16 @@ function sameOwners(a: Resource['owners'], b: Resource['owners']): boolean {
   return true;
 }
 
-/** Adds to `out` every owner whose fragment differs between two versions of a type. */
-function changedOwners(before: ReadonlyMap<string, Resource>, after: ReadonlyMap<string, Resource>, out: Set<string>): void {
+/** Adds to `out` every owner whose fragment differs between two versions of a type, and to
+ *  `attached` those carried by a name that did not carry them before. */
+function changedOwners(before: ReadonlyMap<string, Resource>, after: ReadonlyMap<string, Resource>, out: Set<string>, attached: Set<string>): void {
   for (const [name, r] of after) {
     const old = before.get(name);
     if (old === r) continue;
-    for (const o in r.owners) if (old?.owners[o] !== r.owners[o]) out.add(o);
+    for (const o in r.owners) {
+      if (old?.owners[o] !== r.owners[o]) out.add(o);
+      if (!old || !(o in old.owners)) attached.add(o);
+    }
     if (old) for (const o in old.owners) if (!(o in r.owners)) out.add(o);
   }
   for (const [name, old] of before) if (!after.has(name)) for (const o in old.owners) out.add(o);

@@ -97,10 +97,10 @@ export class XdsServer extends EventEmitter<XdsServerEvents> implements StreamHo
     this.groupOf = opts.groupOf;
     this.authorizer = opts.authorize;
     this.limits = resolveLimits(opts.limits);
-    this.cache.onChange((group, types, owners) => {
+    this.cache.onChange((group, types, owners, attached) => {
       const streams = this.streamsByGroup.get(group);
       if (streams) {
-        const change = cacheChange(group, types, owners);
+        const change = cacheChange(group, types, attached);
         for (const s of streams) s.onCacheChange(change);
       }
       if (owners.size > 0) this.fleetIndex.cacheChanged(owners);

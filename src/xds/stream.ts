@@ -114,12 +114,12 @@ export interface CacheChange {
   group: string;
   /** The changed types in make-before-break order (types outside PUSH_ORDER last). */
   types: readonly string[];
-  /** Owners whose resources changed. */
-  owners: readonly string[];
+  /** Owners a resource name newly carries: a stream may now count for them. */
+  attached: readonly string[];
 }
 
-export function cacheChange(group: string, typeUrls: ReadonlySet<string>, owners: ReadonlySet<string>): CacheChange {
-  return { group, types: [...typeUrls].sort(byPushOrder), owners: [...owners] };
+export function cacheChange(group: string, typeUrls: ReadonlySet<string>, attached: ReadonlySet<string>): CacheChange {
+  return { group, types: [...typeUrls].sort(byPushOrder), attached: [...attached] };
 }
 
 /** Where one stream stands for one owner; `none` when it holds, selects and is about to ask
@@ -245,13 +245,15 @@ export abstract class XdsStream {
   }
 
   /** The cache changed: push the affected types in make-before-break order, and join owners
-   *  that now concern this stream. Runs for every stream of the group, 10,000 in a row after a
-   *  rollback: indexed loops over arrays made once per change, no iterator, no allocation. */
+   *  that now concern this stream (only owners a resource name newly carries can: a changed
+   *  fragment concerns the streams that counted for its owner already). Runs for every stream
+   *  of the group, 10,000 in a row after a rollback: indexed loops over arrays made once per
+   *  change, no iterator, no allocation. */
   onCacheChange(change: CacheChange): void {
     if (this.closed || change.group !== this.group) return;
-    const { types, owners } = change;
+    const { types, attached } = change;
     for (let i = 0; i < types.length; i++) if (this.types.has(types[i]!)) this.push(types[i]!);
-    for (let i = 0; i < owners.length; i++) if (!this.owners.has(owners[i]!)) this.joinIfConcerned(owners[i]!, types);
+    for (let i = 0; i < attached.length; i++) if (!this.owners.has(attached[i]!)) this.joinIfConcerned(attached[i]!, types);
   }
 
   /** Joins `owner` if this stream selects, or is about to ask for, one of its resources. */

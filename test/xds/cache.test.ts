@@ -134,7 +134,11 @@ describe('ResourceCache.set', () => {
   it('indexes resources by owner and tells listeners whose fragments changed', () => {
     const cache = new ResourceCache();
     const heard: string[][] = [];
-    cache.onChange((_g, _t, owners) => heard.push([...owners].sort()));
+    const attached: string[][] = [];
+    cache.onChange((_g, _t, owners, newly) => {
+      heard.push([...owners].sort());
+      attached.push([...newly].sort());
+    });
     const shared = (echo: number, other: number) =>
       makeResource(
         LDS,
@@ -158,6 +162,9 @@ describe('ResourceCache.set', () => {
     const bytes = encodeMessage('envoy.config.listener.v3.Listener', { name: 'shared', stat_prefix: '1-2' });
     cache.set('g', { [LDS]: [makeResource(LDS, 'shared', bytes, {}, { echo: 'e1' })] });
     expect(heard).toEqual([['echo', 'other'], ['other'], ['other'], ['echo'], ['other']]);
+    // Newly carried by a name: at first, when other's endpoints appear; never for a fragment
+    // that only changed, a resource that went away, or an owner taken off a resource.
+    expect(attached).toEqual([['echo', 'other'], [], ['other'], [], []]);
     expect(cache.ownedBy('g', LDS, 'other')).toBeUndefined();
     expect(cache.ownedBy('g', EDS, 'echo')).toBeUndefined();
   });
@@ -299,15 +306,21 @@ describe('ResourceCache.patch', () => {
     cache.patch('g', { [EDS]: { put: [owned('x-v1', 'x'), owned('y-v1', 'y')] } });
     expect([...cache.owners('g', EDS)].sort()).toEqual(['x', 'y']);
     let owners: string[] = [];
-    cache.onChange((_g, _t, o) => (owners = [...o]));
+    let attached: string[] = [];
+    cache.onChange((_g, _t, o, newly) => {
+      owners = [...o];
+      attached = [...newly];
+    });
     cache.patch('g', { [EDS]: { put: [owned('x-v1', 'x', 9090)], remove: ['y-v1'] } });
     expect(owners.sort()).toEqual(['x', 'y']);
+    expect(attached).toEqual([]); // x's fragment changed, y's went away: nobody newly concerned
     expect([...cache.owners('g', EDS)]).toEqual(['x']);
     expect([...cache.ownedBy('g', EDS, 'x')!.keys()]).toEqual(['x-v1']);
     expect(cache.ownedBy('g', EDS, 'y')).toBeUndefined();
     // A resource moving to another owner leaves the old one's index.
     cache.patch('g', { [EDS]: { put: [owned('x-v1', 'z', 9090)] } });
     expect(owners.sort()).toEqual(['x', 'z']);
+    expect(attached).toEqual(['z']);
     expect([...cache.owners('g', EDS)]).toEqual(['z']);
   });
 
