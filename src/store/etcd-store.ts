@@ -72,7 +72,7 @@ export class EtcdStore implements Store {
   }
 
   async entries<T>(prefix: string): Promise<Entry<T>[]> {
-    const res = await this.call(() => this.ns.getAll().prefix(prefix).sort('Key', 'Ascend').exec());
+    const res = await this.call(() => this.ns.getAll().prefix(prefix).sort('Key', 'Ascend').exec(), READ);
     return res.kvs
       .map((kv) => ({ key: kv.key.toString(), value: this.parse(kv.key.toString(), kv.value) as T, revision: Number(kv.mod_revision) }))
       .filter((e) => !e.key.startsWith(QUARANTINE) && e.value !== undefined);
@@ -80,11 +80,14 @@ export class EtcdStore implements Store {
 
   async snapshot(prefixes: readonly string[]): Promise<Snapshot> {
     // One transaction of range reads: every prefix as of the same revision.
-    const res = await this.call(() =>
-      this.client.kv.txn(
-        { compare: [], success: prefixes.map((p) => ({ request_range: { key: this.full(p), range_end: rangeEnd(this.full(p)) } })), failure: [] },
-        this.callOptions(),
-      ),
+    const res = await this.call(
+      () =>
+        this.client.kv.txn(
+          { compare: [], success: prefixes.map((p) => ({ request_range: { key: this.full(p), range_end: rangeEnd(this.full(p)) } })), failure: [] },
+          // No options: the client's default gives each attempt its own deadline (a fixed one
+          // left the client's retries on another member with no time at all).
+        ),
+      READ,
     );
     const entries: Entry[] = [];
     for (const r of res.responses)
@@ -99,7 +102,7 @@ export class EtcdStore implements Store {
 
   async read<T>(key: string): Promise<{ value: T; revision: number } | undefined> {
     checkKey(key);
-    const res = await this.call(() => this.ns.get(key).exec());
+    const res = await this.call(() => this.ns.get(key).exec(), READ);
     const kv = res.kvs[0];
     return kv && { value: JSON.parse(kv.value.toString()) as T, revision: Number(kv.mod_revision) };
   }
@@ -138,7 +141,7 @@ export class EtcdStore implements Store {
   }
 
   async quarantined(): Promise<QuarantineEntry[]> {
-    const res = await this.call(() => this.ns.getAll().prefix(QUARANTINE).exec());
+    const res = await this.call(() => this.ns.getAll().prefix(QUARANTINE).exec(), READ);
     return res.kvs
       .map((kv) => JSON.parse(kv.value.toString()) as QuarantineEntry & { value?: string })
       .map(({ key, file, movedTo, reason, at }) => ({ key, file, movedTo, reason, at }))
@@ -274,7 +277,8 @@ export class EtcdStore implements Store {
           success,
           failure: keys.map((key) => ({ request_range: { key: this.full(key) } })),
         },
-        this.callOptions(),
+        // Each attempt its own deadline (clientOptions): after a first attempt spent waiting on a
+        // dead member, the client's retry on a live one still has time.
       ),
     );
     if (!res.succeeded) {
@@ -290,21 +294,37 @@ export class EtcdStore implements Store {
 
   /**
    * Runs an etcd call; a failure to reach etcd becomes StoreUnavailableError and marks health
-   * until a later call succeeds (every call is linearizable, so it needs a quorum).
+   * until a later call succeeds (every call is linearizable, so it needs a quorum). A read
+   * (`retryFastFailures`) that failed without reaching a member — its connection is down or
+   * backing off, as right after a member died or came back, while the others answer — is tried
+   * again until the call timeout: the client's own retries may all pick such members.
    */
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
+  private async call<T>(fn: () => Promise<T>, opts: { retryFastFailures?: boolean } = {}): Promise<T> {
     this.assertOpen();
-    try {
-      const result = await fn();
-      this.healed();
-      return result;
-    } catch (err) {
-      if (err instanceof StoreConflictError) throw err;
-      const mapped = this.unavailable(err);
-      if (!this.lastError) this.log.error({ code: mapped.code }, mapped.message);
-      this.lastError = mapped;
-      throw mapped;
+    const deadline = Date.now() + this.opts.callTimeoutMs;
+    for (;;) {
+      try {
+        const result = await fn();
+        this.healed();
+        return result;
+      } catch (err) {
+        if (opts.retryFastFailures && !this.closed && failedFast(err) && Date.now() + READ_RETRY_MS < deadline) {
+          await new Promise((r) => setTimeout(r, READ_RETRY_MS));
+          continue;
+        }
+        throw this.failed(err);
+      }
     }
+  }
+
+  /** What a failed call throws: a conflict as it is, anything else as StoreUnavailableError
+   *  (which marks health until a call succeeds). */
+  private failed(err: unknown): Error {
+    if (err instanceof StoreConflictError) return err;
+    const mapped = this.unavailable(err);
+    if (!this.lastError) this.log.error({ code: mapped.code }, mapped.message);
+    this.lastError = mapped;
+    return mapped;
   }
 
   private healed(): void {
@@ -352,9 +372,6 @@ export class EtcdStore implements Store {
     );
   }
 
-  private callOptions() {
-    return { deadline: Date.now() + this.opts.callTimeoutMs };
-  }
 
   private full(key: string): Buffer {
     return Buffer.from(this.opts.prefix + key);
@@ -374,6 +391,18 @@ function rangeEnd(prefix: Buffer): Buffer {
       return end.subarray(0, i + 1);
     }
   return Buffer.from([0]);
+}
+
+/** Options for idempotent reads (see `call`). */
+const READ = { retryFastFailures: true };
+const READ_RETRY_MS = 100;
+
+/** A call that never reached a member: no connection (down, or backing off after it came back)
+ *  or a member skipped by its circuit breaker. Not a timeout: that one may have been served. */
+function failedFast(err: unknown): boolean {
+  if (err instanceof GRPCDeadlineExceededError) return false;
+  const message = err instanceof Error ? err.message : String(err);
+  return /No connection established|circuit|ECONNREFUSED|waiting for name resolution/i.test(message);
 }
 
 function clientOptions(opts: EtcdStoreOptions & { callTimeoutMs: number }): IOptions {
