@@ -17,6 +17,7 @@ import { startSluice } from '../src/main.js';
 import { TypeUrl } from '../src/xds/protos.js';
 import type { StreamSpec } from './generator.js';
 import { Child } from './ipc.js';
+import { rest } from './rest.js';
 
 const K = Number(process.argv[2] ?? 20);
 const SERVICE = 'xcheck';
@@ -28,16 +29,7 @@ const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-xcheck-'));
 const sluice = await startSluice(ConfigSchema.parse({ xdsPort: 0, httpPort: 0, dataDir, logLevel: 'silent' }), pino({ level: 'silent' }));
 const [v1, v2] = await Promise.all([startBackend({ version: 'v1' }), startBackend({ version: 'v2' })]);
 
-async function api(method: string, url: string, body?: unknown): Promise<any> {
-  const res = await fetch(`http://127.0.0.1:${sluice.httpPort}${url}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (res.status >= 300) throw new Error(`${method} ${url}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : undefined;
-}
+const api = (method: string, url: string, body?: unknown) => rest(sluice, method, url, body);
 
 const groupOf = (id: string): Group => (id.startsWith('real-') ? 'real' : id.startsWith('gen-js-') ? 'gen-grpc-js' : 'gen-batch');
 
