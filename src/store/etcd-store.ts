@@ -294,12 +294,12 @@ export class EtcdStore implements Store {
 
   /**
    * Runs an etcd call; a failure to reach etcd becomes StoreUnavailableError and marks health
-   * until a later call succeeds (every call is linearizable, so it needs a quorum). A read
-   * (`retryFastFailures`) that failed without reaching a member — its connection is down or
-   * backing off, as right after a member died or came back, while the others answer — is tried
-   * again until the call timeout: the client's own retries may all pick such members.
+   * until a later call succeeds (every call is linearizable, so it needs a quorum). An
+   * idempotent read that failed fast — its member's connection down or backing off, as right
+   * after a member died or came back, while the others answer — is tried again while the call
+   * timeout leaves time: the client's own retries may all pick such members.
    */
-  private async call<T>(fn: () => Promise<T>, opts: { retryFastFailures?: boolean } = {}): Promise<T> {
+  private async call<T>(fn: () => Promise<T>, opts: { idempotent?: boolean } = {}): Promise<T> {
     this.assertOpen();
     const deadline = Date.now() + this.opts.callTimeoutMs;
     for (;;) {
@@ -308,7 +308,8 @@ export class EtcdStore implements Store {
         this.healed();
         return result;
       } catch (err) {
-        if (opts.retryFastFailures && !this.closed && failedFast(err) && Date.now() + READ_RETRY_MS < deadline) {
+        const retry = opts.idempotent && !this.closed && Date.now() + READ_RETRY_MS < deadline && this.unavailable(err).code === 'EUNAVAILABLE';
+        if (retry) {
           await new Promise((r) => setTimeout(r, READ_RETRY_MS));
           continue;
         }
@@ -393,17 +394,9 @@ function rangeEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]);
 }
 
-/** Options for idempotent reads (see `call`). */
-const READ = { retryFastFailures: true };
+/** Options for reads (see `call`). */
+const READ = { idempotent: true };
 const READ_RETRY_MS = 100;
-
-/** A call that never reached a member: no connection (down, or backing off after it came back)
- *  or a member skipped by its circuit breaker. Not a timeout: that one may have been served. */
-function failedFast(err: unknown): boolean {
-  if (err instanceof GRPCDeadlineExceededError) return false;
-  const message = err instanceof Error ? err.message : String(err);
-  return /No connection established|circuit|ECONNREFUSED|waiting for name resolution/i.test(message);
-}
 
 function clientOptions(opts: EtcdStoreOptions & { callTimeoutMs: number }): IOptions {
   const { tls } = opts;
