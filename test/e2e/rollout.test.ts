@@ -8,6 +8,7 @@ import { spawnPythonXdsClient, spawnXdsClient } from '../../src/demo/xds-client.
 import type { TestSluice } from '../support/sluice.js';
 import { eventually, startTestSluice, serviceOf } from '../support/sluice.js';
 import { hasPythonGrpc } from '../support/python.js';
+import { routesApplied } from '../support/applied.js';
 
 const implementations = [
   { name: 'grpc-js-xds', spawn: spawnXdsClient, available: true },
@@ -63,6 +64,7 @@ for (const impl of implementations) {
       });
       expect(paused.step).toBe(1);
       expect(paused.history.map((h: { event: string }) => h.event)).toContain('WeightAcked');
+      for (const c of clients) await routesApplied(c, 'echo', { 'x-canary': 'true' }, 'v2');
 
       const results = await Promise.all(clients.map((c) => c.call('echo', 500)));
       const canaryShare = share(results, 'v2');

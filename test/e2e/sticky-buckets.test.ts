@@ -7,6 +7,7 @@ import type { Backend } from '../../src/demo/backend.js';
 import { startBackend } from '../../src/demo/backend.js';
 import type { XdsClient } from '../../src/demo/xds-client.js';
 import { spawnPythonXdsClient, spawnXdsClient } from '../../src/demo/xds-client.js';
+import { routesApplied } from '../support/applied.js';
 import { hasPythonGrpc } from '../support/python.js';
 import type { TestSluice } from '../support/sluice.js';
 import { eventually, serviceOf, startTestSluice } from '../support/sluice.js';
@@ -95,6 +96,7 @@ describe.runIf(implementations.length > 0)('sticky buckets with real proxyless c
     expect(created.body.spec.sticky).toEqual({ bucketHeader: 'X-User-Bucket', buckets: 100 });
     await pausedAt(sluice, 1); // every node ACKed 20%
     for (const { name, client } of clients) {
+      await routesApplied(client, 'echo', { [HEADER]: '19' }, 'v2');
       const versions = await versionsByBucket(client);
       console.log(table(`${name}: canary weight 20%, ${CALLS} calls per bucket (${HEADER}: 0..99)`, versions));
       expect(versions).toEqual(expected(20));
@@ -127,6 +129,7 @@ describe.runIf(implementations.length > 0)('sticky buckets with real proxyless c
     expect(promoted.body.weights).toEqual({ v1: 50, v2: 50 });
     await pausedAt(sluice, 3);
     for (const { name, client } of clients) {
+      await routesApplied(client, 'echo', { [HEADER]: '49' }, 'v2');
       const versions = await versionsByBucket(client);
       console.log(table(`${name}: canary weight 50%, ${CALLS} calls per bucket (${HEADER}: 0..99)`, versions));
       expect(versions).toEqual(expected(50));
@@ -144,6 +147,7 @@ describe.runIf(implementations.length > 0)('sticky buckets with real proxyless c
     expect(rb.status).toBe(200);
     expect(rb.body.fleet.acknowledged).toBe(true);
     for (const { name, client } of clients) {
+      await routesApplied(client, 'echo', { [HEADER]: '0' }, 'v1');
       const versions = await versionsByBucket(client);
       expect(versions, name).toEqual(expected(0));
       expect((await client.call('echo', 5, { metadata: { 'x-canary': 'true', [HEADER]: '0' } })).versions, name).toEqual({ v1: 5 });
