@@ -130,13 +130,17 @@ describe('fault matrix: config integrity', () => {
     for (let round = 0; round < 30; round++) {
       const name = `race-${round}`;
       expect(await declare(name, two(9000 + round, 9100 + round))).toBe(201);
-      // Each order of arrival, and everything in between: the removal leaves 0-4 ms later.
-      const removal = new Promise((r) => setTimeout(r, round % 5)).then(() =>
+      // Each order of arrival, and everything in between: in half the rounds the removal leaves
+      // 0-4 ms after the rollout, in the other half the rollout leaves 0-4 ms after the removal.
+      const later = <T>(first: boolean, send: () => Promise<T>) => (first ? send() : new Promise((r) => setTimeout(r, round % 5)).then(send));
+      const removalFirst = Math.floor(round / 5) % 2 === 1;
+      const removal = later(removalFirst, () =>
         round % 2 === 0
           ? api('PUT', `/v1/services/${name}`, { versions: { a: { endpoints: [{ address: '127.0.0.1', port: 9000 + round }] } }, stable: 'a' })
           : api('DELETE', `/v1/services/${name}`),
       );
-      const [rollout, removed] = await Promise.all([api('POST', '/v1/rollouts', { service: name, canary: 'b', steps: [{ setWeight: 10 }, { pause: {} }] }), removal]);
+      const rolloutSent = later(!removalFirst, () => api('POST', '/v1/rollouts', { service: name, canary: 'b', steps: [{ setWeight: 10 }, { pause: {} }] }));
+      const [rollout, removed] = await Promise.all([rolloutSent, removal]);
       outcomes.push(`${rollout.status}/${removed.status}`);
       expect(rollout.status < 300 && removed.status < 300, `round ${round}: rollout ${rollout.status}, removal ${removed.status}`).toBe(false);
       const service = (await api('GET', `/v1/services/${name}`)).body;
@@ -151,6 +155,8 @@ describe('fault matrix: config integrity', () => {
       }
     }
     console.log(`concurrent rollout/removal outcomes: ${outcomes.join(' ')}`);
+    // Both orders really happened: some rounds the rollout won, some the removal.
+    expect(new Set(outcomes.map((o) => o.startsWith('201')))).toEqual(new Set([true, false]));
     await rollbackReachesClient();
   });
 
