@@ -4,7 +4,7 @@
 import { parseDuration } from '../model/duration.js';
 import type { AnalysisSpec, Measurement, RolloutState } from '../model/rollout.js';
 import type { WindowedStats } from '../telemetry/window.js';
-import { judge, overall } from './evaluate.js';
+import { judge, observed, overall } from './evaluate.js';
 import { PrometheusProviders } from './prometheus.js';
 
 export interface AnalyzerOptions {
@@ -83,6 +83,7 @@ export class Analyzer {
       to: to.toISOString(),
       phase: overall(metrics),
       requests: { [state.canary]: canary.requests, [state.stable]: stable.requests },
+      versions: { [state.canary]: observed(canary), [state.stable]: observed(stable) },
       ...(mirrorPercent > 0 ? { mirrorPercent } : {}),
       metrics,
     };

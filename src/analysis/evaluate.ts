@@ -3,7 +3,7 @@
 // without servers. While Envoy nodes mirror traffic to the canary, its cluster's numbers are
 // (or include) those copies: Envoy counts a shadow request in the stats of the cluster it was
 // sent to like any other, so the same metrics judge the shadow, and the texts say so.
-import type { AnalysisMetric, AnalysisSpec, MeasurementPhase, MetricResult } from '../model/rollout.js';
+import type { AnalysisMetric, AnalysisSpec, MeasurementPhase, MetricResult, VersionObserved } from '../model/rollout.js';
 import { quantile, totalCount } from '../telemetry/histogram.js';
 import type { WindowStats } from '../telemetry/window.js';
 
@@ -45,6 +45,11 @@ function successRate(w: WindowStats): number {
 
 function p99(w: WindowStats): number | null {
   return totalCount(w.latency) > 0 ? round(quantile(w.latency, 0.99)!) : null;
+}
+
+/** A version's success rate and p99 in the window, for people to compare (the metrics judge). */
+export function observed(w: WindowStats): VersionObserved {
+  return { successRate: w.requests > 0 ? successRate(w) : null, latencyP99Ms: p99(w) };
 }
 
 function judgeMetric(m: AnalysisMetric, minRequests: number, seen: Observed): MetricResult {

@@ -105,13 +105,6 @@ function stepLabel(s) {
   if (s.analysis) return 'analysis ×' + (s.analysis.count || 1) + ' every ' + s.analysis.interval;
   return '?';
 }
-function metricKinds(r) {
-  const kinds = new Map();
-  const add = (a) => { if (a) for (const m of a.metrics) kinds.set(m.name, Object.keys(m).find((k) => k !== 'name')); };
-  add(r.spec.analysis);
-  for (const s of r.spec.steps) add(s.analysis);
-  return kinds;
-}
 function card(r) {
   let c = cards.get(r.service);
   if (c) return c;
@@ -172,7 +165,6 @@ function renderAnalysis(r, el) {
 }
 
 // ---- charts (uPlot) ------------------------------------------------------------------------
-const COLORS = ['#f59e0b', '#8b5cf6', '#ef4444', '#10b981', '#ec4899', '#14b8a6'];
 function chart(c, name, title, series, data, yFormat, range, emptyText) {
   const el = c.el.querySelector('[data-chart="' + name + '"]');
   const key = series.map((s) => s.label).join('|');
@@ -210,24 +202,23 @@ function renderCharts(r, c) {
     { label: r.canary + ' (canary)', stroke: '#f59e0b', fill: '#f59e0b22', width: 2, paths: stepped },
   ], [xs, stable, canary], (v) => v + '%', [0, 100], 'no history yet');
 
-  // Analysis: each metric's measured value per window, and each version's requests.
+  // Analysis: what each version showed per window (success rate, p99, requests) side by side;
+  // the metrics' verdicts are in the analysis line and the history.
   const ms = (r.analysis && r.analysis.measurements) || [];
   const mx = ms.map((m) => Date.parse(m.to) / 1000);
-  const kinds = metricKinds(r);
-  const seriesOf = (want, label) => {
-    const names = [...kinds].filter((e) => want.includes(e[1])).map((e) => e[0]);
-    return { names, series: names.map((n, i) => ({ label: n + ' (' + label(kinds.get(n)) + ')', stroke: COLORS[i % COLORS.length], width: 2, points: { show: true } })) };
-  };
-  const valuesOf = (names, scale) => names.map((n) => ms.map((m) => { const x = m.metrics.find((y) => y.name === n); return x && x.value !== null ? x.value * scale : null; }));
-  const sr = seriesOf(['successRate', 'successRateDrop'], (k) => (k === 'successRate' ? r.canary + ' success rate' : 'drop vs ' + r.stable));
-  chart(c, 'success', 'Success rate (%)', sr.series, [mx].concat(valuesOf(sr.names, 100)), (v) => Math.round(v * 10) / 10 + '%', null,
-    sr.names.length ? 'no measurement yet' : 'no success-rate metric in this analysis');
-  const lat = seriesOf(['latencyP99', 'latencyRise'], (k) => (k === 'latencyP99' ? r.canary + ' p99' : 'p99 rise vs ' + r.stable));
-  chart(c, 'latency', 'Latency (ms)', lat.series, [mx].concat(valuesOf(lat.names, 1)), (v) => v + ' ms', null,
-    lat.names.length ? 'no measurement yet' : 'no latency metric in this analysis (latencyP99, latencyRise: from Envoy\\'s metrics service)');
-  const versions = [r.stable, r.canary].filter((v) => ms.some((m) => m.requests[v] !== undefined));
-  chart(c, 'requests', 'Requests per window', versions.map((v) => ({ label: v, stroke: v === r.canary ? '#f59e0b' : '#3b82f6', width: 2, points: { show: true } })),
-    [mx].concat(versions.map((v) => ms.map((m) => (m.requests[v] === undefined ? null : m.requests[v])))), (v) => String(v), null, 'no measurement yet');
+  const versions = [r.stable, r.canary];
+  const perVersion = (field) => versions.map((v) => ms.map((m) => {
+    const seen = field === 'requests' ? m.requests[v] : m.versions && m.versions[v] && m.versions[v][field];
+    return seen === undefined || seen === null ? null : seen;
+  }));
+  const series = () => versions.map((v) => ({
+    label: v + (v === r.canary ? ' (canary)' : ' (stable)'), stroke: v === r.canary ? '#f59e0b' : '#3b82f6', width: 2, points: { show: true },
+  }));
+  const percent = (rows) => rows.map((row) => row.map((x) => (x === null ? null : Math.round(x * 1000) / 10)));
+  chart(c, 'success', 'Success rate (%)', series(), [mx].concat(percent(perVersion('successRate'))), (v) => v + '%', null, 'no measurement yet');
+  chart(c, 'latency', 'Latency p99 (ms)', series(), [mx].concat(perVersion('latencyP99Ms')), (v) => v + ' ms', null,
+    'no measurement yet (latency comes from Envoy\\'s metrics service)');
+  chart(c, 'requests', 'Requests per window', series(), [mx].concat(perVersion('requests')), (v) => String(v), null, 'no measurement yet');
 }
 window.addEventListener('resize', () => {
   for (const c of cards.values()) for (const name in c.charts) {

@@ -82,6 +82,16 @@ const MeasurementSchema = z.object({
   to: isoTime,
   phase: MeasurementPhaseSchema,
   requests: z.record(z.string(), z.int()).describe('requests per version the data plane reported in the window'),
+  versions: z
+    .record(
+      z.string(),
+      z.object({
+        successRate: z.number().nullable().describe('successful requests ÷ requests (0-1); null without requests'),
+        latencyP99Ms: z.number().nullable().describe("99th percentile latency in ms; null without latency reports (Envoy's metrics service sends them)"),
+      }),
+    )
+    .optional()
+    .describe('what each version showed in the window, whatever the metrics ask (the verdict is in metrics)'),
   mirrorPercent: z.number().optional().describe('while Envoy nodes mirrored this share to the canary: its requests include those copies'),
   metrics: z.array(
     z.object({

@@ -1,5 +1,5 @@
 // How a rollout looks to a person: `rollout status` and each frame of `rollout status --watch`.
-import type { AnalysisSpec, HistoryEntry, Matcher, RolloutState, Step } from '../model/rollout.js';
+import type { AnalysisSpec, HistoryEntry, Matcher, Measurement, RolloutState, Step } from '../model/rollout.js';
 import type { NodeStatus } from '../xds/server.js';
 import { fleetSummary, nacks } from './fleet-view.js';
 import { age, humanDuration, table, weightsText } from './output.js';
@@ -90,7 +90,7 @@ export function rolloutDetail(r: RolloutState, opts: { fleet?: NodeStatus[]; now
     const last = r.analysis.measurements.at(-1);
     if (last) {
       const colour = last.phase === 'Successful' ? 32 : last.phase === 'Failed' ? 31 : 33;
-      out.push(`Last measurement (${last.run}, ${age(last.to, now)} ago): ${paint(colour, last.phase)}, requests ${Object.entries(last.requests).map(([v, c]) => `${v} ${c}`).join(', ') || '-'}`);
+      out.push(`Last measurement (${last.run}, ${age(last.to, now)} ago): ${paint(colour, last.phase)}, requests ${measuredVersions(last)}`);
       for (const m of last.metrics) out.push(`  ${m.name}: ${m.message}`);
     }
   }
@@ -107,6 +107,19 @@ export function rolloutDetail(r: RolloutState, opts: { fleet?: NodeStatus[]; now
 }
 
 /** One line per history entry, for logs and pipes (`rollout status --watch` without a terminal). */
+/** "v2 291 (98.97% ok, p99 62.0ms), v1 512 (100.00% ok)": each version's requests and what they showed. */
+function measuredVersions(m: Measurement): string {
+  const parts = Object.entries(m.requests).map(([v, n]) => {
+    const seen = m.versions?.[v];
+    const details = [
+      ...(seen?.successRate != null ? [`${(seen.successRate * 100).toFixed(2)}% ok`] : []),
+      ...(seen?.latencyP99Ms != null ? [`p99 ${seen.latencyP99Ms.toFixed(1)}ms`] : []),
+    ];
+    return `${v} ${n}${details.length ? ` (${details.join(', ')})` : ''}`;
+  });
+  return parts.join(', ') || '-';
+}
+
 export function changeLine(r: RolloutState, h: HistoryEntry): string {
   const step = h.step !== undefined ? ` step ${h.step + 1}/${r.spec.steps.length}` : '';
   const weights = Object.entries(h.weights).map(([v, w]) => `${v}=${w}%`).join(' ');

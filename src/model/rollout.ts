@@ -256,6 +256,14 @@ export interface MetricResult {
   message: string;
 }
 
+/** One version's traffic in a window, as the data plane reported it. */
+export interface VersionObserved {
+  /** Successful requests ÷ requests (0–1); null without requests. */
+  successRate: number | null;
+  /** 99th percentile latency in ms; null without latency reports (only Envoy's metrics service sends them). */
+  latencyP99Ms: number | null;
+}
+
 /** All metrics of one analysis run judged over one window: Failed if any failed, else
  *  Inconclusive if any was, else Successful. */
 export interface Measurement {
@@ -265,6 +273,9 @@ export interface Measurement {
   phase: MeasurementPhase;
   /** Canary (and stable) requests the data plane reported in the window. */
   requests: Record<string, number>;
+  /** What each version showed in the window, whatever the metrics ask (for charts and people;
+   *  the verdict is in `metrics`). Absent in measurements stored before it existed. */
+  versions?: Record<string, VersionObserved>;
   /** Present while Envoy nodes mirror traffic to the canary: its requests include those copies. */
   mirrorPercent?: number;
   metrics: MetricResult[];

@@ -45,6 +45,8 @@ describe('Analyzer', () => {
       to: new Date(T0 + 17 * S).toISOString(),
       phase: 'Successful',
       requests: { v2: 100, v1: 100 },
+      // Proxyless clients report calls, not latency.
+      versions: { v2: { successRate: 0.95, latencyP99Ms: null }, v1: { successRate: 1, latencyP99Ms: null } },
     });
     expect(m.metrics.map((r) => [r.name, r.value])).toEqual([
       ['success', 0.95],
@@ -52,6 +54,7 @@ describe('Analyzer', () => {
     ]);
     const next = await analyzer.measure(state, 'background', spec.analysis!, new Date(T0 + 27 * S));
     expect(next).toMatchObject({ from: new Date(T0 + 17 * S).toISOString(), phase: 'Inconclusive', requests: { v2: 1000, v1: 0 } });
+    expect(next.versions).toEqual({ v2: { successRate: 1, latencyP99Ms: null }, v1: { successRate: null, latencyP99Ms: null } });
     expect(next.metrics[1]!.message).toBe('stable finished 0 requests in the window, fewer than minRequests 10');
   });
 });
