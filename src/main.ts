@@ -229,6 +229,8 @@ export async function startSluice(config: Config, log: Logger = pino({ level: co
   let started = false;
   const problems = () => reconciler.serviceErrors();
   const fleetSummary = new FleetSummaryFeed(() => replication.fleet.nodes().nodes, xds);
+  // Nodes of other replicas count too: their summaries change the counts as local events do.
+  replication.presence?.on('update', () => fleetSummary.changed());
   const api = buildApi({
     log,
     tokens,

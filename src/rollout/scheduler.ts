@@ -62,6 +62,8 @@ export interface SchedulerOptions {
 const ACK_POLL_MS = 1000;
 const WARN_EVERY_MS = 10_000;
 const RETRY_AFTER_REJECT_MS = 1000;
+/** After a tick that found its pause not over yet (it fired early): when to look again. */
+const TICK_AGAIN_MS = 10;
 const RETRY_MEASUREMENT_MS = 1000;
 
 export class RolloutScheduler {
@@ -139,7 +141,13 @@ export class RolloutScheduler {
       }
   }
 
-  private arm(state: RolloutState): void {
+  /** Arms the service's current rollout again unless a change already did. */
+  private rearm(service: string, minDelayMs: number): void {
+    const r = this.opts.sink.state.rollouts.get(service);
+    if (r && !this.timers.has(service)) this.arm(r, minDelayMs);
+  }
+
+  private arm(state: RolloutState, minDelayMs = 0): void {
     if (this.closed || !this.active) return;
     this.armAnalysis(state);
     const old = this.timers.get(state.service);
@@ -151,11 +159,18 @@ export class RolloutScheduler {
     }
     const wake = nextWakeAt(state);
     if (wake) {
-      const delay = Math.max(0, wake.getTime() - this.now().getTime());
+      const delay = Math.max(minDelayMs, wake.getTime() - this.now().getTime());
       const timer = setTimeout(() => {
         this.timers.delete(state.service);
-        this.act(state.service, { type: 'tick' }, 'schedule').catch((err) =>
-          this.opts.log.error({ err, service: state.service }, 'rollout tick failed'),
+        this.act(state.service, { type: 'tick' }, 'schedule').then(
+          // A tick that changed nothing re-arms nobody: Node arms timers from the event loop's
+          // cached clock, so on a busy loop one fires a little before its wall-clock deadline and
+          // the machine sees the pause still running. Look again shortly, or the pause never ends.
+          () => this.rearm(state.service, TICK_AGAIN_MS),
+          (err) => {
+            this.opts.log.error({ err, service: state.service }, 'rollout tick failed; trying again');
+            this.rearm(state.service, RETRY_AFTER_REJECT_MS);
+          },
         );
       }, delay);
       timer.unref();

@@ -5,6 +5,7 @@
 // the pause's deadline; one etcd member down changes nothing; without quorum the replicas
 // serve what they have, refuse changes, still roll back their own clients, and recover alone.
 import fs from 'node:fs';
+import { createParser } from 'eventsource-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend } from '../../src/demo/backend.js';
 import type { Backend } from '../../src/demo/backend.js';
@@ -39,7 +40,7 @@ describe.skipIf(!etcdAvailable)('replicas on etcd', () => {
       xdsPort: r.xdsPort,
       captureLogs: true,
       readyTimeoutMs: 60_000,
-      extra: ['--store', storeUrl, '--replica-id', r.id, '--lease-ttl', '2s', '--etcd-timeout', '1s', '--lrs-interval', '1s'],
+      extra: ['--store', storeUrl, '--replica-id', r.id, '--lease-ttl', '2s', '--etcd-timeout', '1s', '--lrs-interval', '1s', ...(process.env.SLUICE_TEST_LOG ? ['--log-level', 'info'] : [])],
     });
     return { ...r, proc };
   };
@@ -107,6 +108,32 @@ describe.skipIf(!etcdAvailable)('replicas on etcd', () => {
     console.log(`rollback through r1 acknowledged by every replica's node: ${JSON.stringify(rolledBack.body.fleet.nodes.map((n: { replica: string; ms: number }) => [n.replica, n.ms]))} ms`);
     // Acknowledged means applied: every client calls v1 at once.
     expect(await everyone('v1')).toBe(true);
+  }, 60_000);
+
+  it("counts the nodes of other replicas on the event stream as they come and go", async () => {
+    const controller = new AbortController();
+    const res = await fetch(`http://127.0.0.1:${replicas[0]!.httpPort}/v1/events`, { signal: controller.signal });
+    const counts: number[] = [];
+    const parser = createParser({ onEvent: (e) => e.event === 'fleet' && counts.push(JSON.parse(e.data).nodes) });
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of res.body!) parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }));
+    })().catch(() => undefined);
+    let visitor: XdsClient | undefined;
+    try {
+      await eventually(() => counts.at(-1) === 3, 10_000);
+      // A node joins r2 and leaves it again; nothing happens on r0's own streams meanwhile.
+      visitor = await spawnXdsClient({ nodeId: 'visitor', xdsPort: replicas[2]!.xdsPort });
+      await eventually(() => all(visitor!, 'v1', 1), 20_000, 100);
+      await eventually(() => counts.at(-1) === 4, 10_000);
+      await visitor.stop();
+      visitor = undefined;
+      await eventually(() => counts.at(-1) === 3, 10_000);
+    } finally {
+      await visitor?.stop();
+      controller.abort();
+      await reading;
+    }
   }, 60_000);
 
   it('lets exactly one of two conflicting declarations on two replicas win', async () => {

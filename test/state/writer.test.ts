@@ -144,3 +144,35 @@ describe('RolloutScheduler and a fleet that rejects the routes', () => {
     writer.close();
   });
 });
+
+describe('RolloutScheduler and a timer that fires before its deadline', () => {
+  it('looks again, so the pause ends when it is due instead of never', async () => {
+    const store = await FileStore.open(tempDir());
+    const writer = new StateWriter({ store, log });
+    await writer.load();
+    // Node arms a timer from the event loop's cached clock: on a busy loop it fires before the
+    // wall-clock deadline the machine checks. A scheduler clock 50 ms ahead of the machine's
+    // makes every timer fire that much early, every time.
+    const scheduler = new RolloutScheduler({
+      sink: writer,
+      fleet: { awaitService: async (): Promise<NodeConvergence[]> => [{ node: 'n', stream: 1, state: 'acked', ms: 1 }] },
+      published: async () => undefined,
+      log,
+      now: () => new Date(Date.now() + 50),
+    });
+    writer.on('change', (c) => scheduler.onChange(c.services));
+    await writer.putService('s', serviceOf({ v1: 1, v2: 2 }), 'test');
+    await writer.createRollout({ service: 's', canary: 'v2', steps: [{ setWeight: 10 }, { pause: { duration: '200ms' } }, { setWeight: 50 }, { pause: {} }] }, 'test');
+    const after = await eventually(() => {
+      const r = writer.state.rollouts.get('s')!;
+      return r.phase === 'Paused' && r.step === 3 ? r : undefined;
+    }, 3000);
+    const started = after.history.find((h) => h.event === 'PauseStarted')!;
+    const ended = after.history.find((h) => h.event === 'StepCompleted' && h.step === 1)!;
+    expect(ended.by).toBe('schedule');
+    expect(Date.parse(ended.at) - Date.parse(started.at)).toBeGreaterThanOrEqual(200); // not before it was due
+    expect(after.history.filter((h) => h.event === 'StepCompleted' && h.step === 1)).toHaveLength(1);
+    scheduler.close();
+    writer.close();
+  });
+});
