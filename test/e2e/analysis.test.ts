@@ -147,6 +147,9 @@ describe('analysis with grpc-js-xds clients reporting load', () => {
             interval: '1s',
             count: 2,
             minRequests: 50,
+            // Quiet windows are not what this test is about: on a loaded machine a 1 s window can
+            // hold fewer than 50 canary calls, and one inconclusive window would pause for a human.
+            inconclusiveLimit: 5,
             metrics: [
               { name: 'success', successRate: { min: 0.99 } },
               { name: 'vs-stable', successRateDrop: { max: 0.01 } },
@@ -160,7 +163,7 @@ describe('analysis with grpc-js-xds clients reporting load', () => {
       const r = await rollout();
       return r.phase !== 'Progressing' ? r : undefined;
     }, 20_000, 100);
-    expect(promoted.phase).toBe('Promoted');
+    expect(promoted.phase, JSON.stringify(promoted.history.at(-1))).toBe('Promoted');
     const passed = promoted.analysis!.measurements.filter((m) => m.run === 'step 1' && m.phase === 'Successful');
     expect(passed.length).toBeGreaterThanOrEqual(2);
     expect(passed[0]!.metrics.map((m) => [m.name, m.value])).toEqual([
