@@ -8,51 +8,39 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RolloutState } from '../../src/model/rollout.js';
 import { StateWriter } from '../../src/state/writer.js';
 import { EtcdStore } from '../../src/store/etcd-store.js';
-import type { Expectations, Store, StoreChange, StoreOp, WatchOptions } from '../../src/store/store.js';
+import type { Expectations, Store, StoreOp } from '../../src/store/store.js';
 import { StoreUnavailableError } from '../../src/store/store.js';
 import type { EtcdCluster } from '../support/etcd.js';
 import { etcdAvailable, startEtcdCluster } from '../support/etcd.js';
 import { eventually, serviceOf } from '../support/sluice.js';
+import { StoreProxy } from '../support/store-proxy.js';
 
 const log = pino({ level: process.env.SLUICE_TEST_LOG ?? 'silent' });
 
 /** An etcd store that can be made unreachable for this replica only (a partition). */
-class Partitionable implements Store {
+class Partitionable extends StoreProxy {
   down = false;
-  constructor(readonly inner: EtcdStore) {}
   private gate(): void {
     if (this.down) throw new StoreUnavailableError('EUNAVAILABLE', 'etcd is unreachable (partitioned in the test)');
   }
-  async entries<T>(prefix: string) {
+  override async entries<T>(prefix: string) {
     this.gate();
     return this.inner.entries<T>(prefix);
   }
-  async read<T>(key: string) {
+  override async read<T>(key: string) {
     this.gate();
     return this.inner.read<T>(key);
   }
-  async snapshot(prefixes: readonly string[]) {
+  override async snapshot(prefixes: readonly string[]) {
     this.gate();
-    return this.inner.snapshot(prefixes);
+    return super.snapshot(prefixes);
   }
-  async commit(ops: StoreOp[], expect?: Expectations) {
+  override async commit(ops: StoreOp[], expect?: Expectations) {
     this.gate();
     return this.inner.commit(ops, expect);
   }
-  quarantine(key: string, reason: string, revision?: number) {
-    return this.inner.quarantine(key, reason, revision);
-  }
-  quarantined() {
-    return this.inner.quarantined();
-  }
-  health() {
+  override health() {
     return this.down ? { ok: false, message: 'partitioned' } : this.inner.health();
-  }
-  watch(prefix: string, onChange: (c: StoreChange) => void, opts?: WatchOptions) {
-    return this.inner.watch(prefix, onChange, opts);
-  }
-  close() {
-    return this.inner.close();
   }
 }
 

@@ -7,42 +7,24 @@ import { RolloutScheduler } from '../../src/rollout/scheduler.js';
 import type { NodeConvergence } from '../../src/rollout/scheduler.js';
 import { StateWriter } from '../../src/state/writer.js';
 import { FileStore } from '../../src/store/file-store.js';
-import type { Expectations, Store, StoreChange, StoreOp } from '../../src/store/store.js';
+import type { Expectations, Store, StoreOp } from '../../src/store/store.js';
 import { eventually, serviceOf, tempDir } from '../support/sluice.js';
+import { StoreProxy } from '../support/store-proxy.js';
 
 const log = pino({ level: 'silent' });
 
 /** A real file store whose commits touching chosen keys wait until released. */
-class GatedStore implements Store {
+class GatedStore extends StoreProxy {
   private gates: (() => void)[] = [];
   constructor(
-    private readonly inner: Store,
+    inner: Store,
     private readonly held: (key: string) => boolean,
-  ) {}
-  entries<T>(prefix: string) {
-    return this.inner.entries<T>(prefix);
+  ) {
+    super(inner);
   }
-  read<T>(key: string) {
-    return this.inner.read<T>(key);
-  }
-  async commit(ops: StoreOp[], expect?: Expectations) {
+  override async commit(ops: StoreOp[], expect?: Expectations) {
     if (ops.some((op) => this.held('put' in op ? op.put : op.delete))) await new Promise<void>((release) => this.gates.push(release));
     return this.inner.commit(ops, expect);
-  }
-  quarantine(key: string, reason: string, revision?: number) {
-    return this.inner.quarantine(key, reason, revision);
-  }
-  quarantined() {
-    return this.inner.quarantined();
-  }
-  health() {
-    return this.inner.health();
-  }
-  watch(prefix: string, onChange: (c: StoreChange) => void) {
-    return this.inner.watch(prefix, onChange);
-  }
-  close() {
-    return this.inner.close();
   }
   get waiting() {
     return this.gates.length;
